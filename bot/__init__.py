@@ -1,0 +1,1 @@
+"""esxbot: a ChatOps bot for VMware ESXi fleets."""

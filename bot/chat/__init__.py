@@ -1,0 +1,1 @@
+"""Chat adapters (console, Slack, Matrix) and the pure renderers of ``Reply`` values."""
