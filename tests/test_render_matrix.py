@@ -1,0 +1,122 @@
+"""Matrix rendering against golden files (``UPDATE_GOLDEN=1`` rewrites them after a deliberate change)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from bot.chat.render_matrix import HTML_FORMAT, render
+from bot.messages import Actions, Button, Code, Confirm, Fields, Reply, Style, Table, Text
+
+GOLDEN = Path(__file__).parent / "golden" / "matrix"
+
+CASES: dict[str, Reply] = {
+    "summary_only": Reply(summary="Nothing to report."),
+    "text_styles": Reply(
+        summary="styles",
+        blocks=(
+            Text("plain line\nsecond line"),
+            Text("patched", Style.SUCCESS),
+            Text("bootbank on USB", Style.WARNING),
+            Text("host not found", Style.ERROR),
+        ),
+    ),
+    "host_card": Reply(
+        summary="esx-01: affected by PR 2777003",
+        blocks=(
+            Fields(
+                (("Build", "17867351"), ("Release", "ESXi 7.0 Update 2a"), ("Boot", "usb (vmhba32, vmkusb)")),
+                title="esx-01",
+            ),
+            Table(
+                ("PR", "Verdict", "Reason"),
+                (("2777003", "affected", "host boots from USB via vmkusb"), ("2761169", "fixed")),
+                title="Fixes",
+            ),
+            Code("esxcli software vib list | grep vmkusb"),
+        ),
+    ),
+    "confirm_shutdown": Reply(
+        summary="Shut down esx-01?",
+        blocks=(
+            Text("esx-01 runs 3 VMs; they will be migrated first."),
+            Confirm("k7q2", "Shut down esx-01", datetime(2021, 8, 24, 12, 5, tzinfo=UTC)),
+        ),
+    ),
+    "actions": Reply(
+        summary="Alert 12 firing",
+        blocks=(Actions((Button("Ack", "ack 12"), Button("Silence 1h", "silence esx-01 1h", danger=True))),),
+    ),
+    "hostile_text": Reply(
+        summary="<script>alert(1)</script>",
+        blocks=(
+            Text('<img src=x onerror="alert(1)"> & <b>bold</b>'),
+            Fields((("<k>", "a & b"),), title="<t>"),
+            Table(("<c>",), (("</td></tr></table><script>",),)),
+            Code("</code></pre><script>x</script>"),
+            Confirm("<tok>", "<prompt>", datetime(2021, 8, 24, 12, 5, tzinfo=UTC)),
+            Actions((Button("<b>", "<cmd>"),)),
+        ),
+    ),
+}
+
+ALLOWED_TAGS = {
+    *("p", "br", "strong", "font", "ul", "li", "pre", "code"),
+    *("table", "thead", "tbody", "tr", "th", "td"),
+}
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_render_matches_golden_file(name: str) -> None:
+    content = render(CASES[name]).content()
+    path = GOLDEN / f"{name}.json"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(json.dumps(content, ensure_ascii=False, indent=2) + "\n")
+    assert content == json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_html_holds_only_our_own_markup(name: str) -> None:
+    parser = _Tags()
+    parser.feed(render(CASES[name]).formatted_body)
+    assert set(parser.tags) <= ALLOWED_TAGS
+    assert {key for key, _ in parser.attrs} <= {"data-mx-color"}
+
+
+def test_hostile_text_is_escaped_and_survives_as_text() -> None:
+    message = render(CASES["hostile_text"])
+    assert "<script>" not in message.formatted_body
+    assert "&lt;script&gt;" in message.formatted_body
+    assert "</td></tr></table><script>" in message.body
+
+
+def test_confirm_tells_how_to_answer_with_the_configured_prefix() -> None:
+    message = render(CASES["confirm_shutdown"], prefix="!ops")
+    assert "React ✅ or type `!ops yes k7q2` (expires 12:05 UTC)." in message.body
+    assert "<code>!ops yes k7q2</code>" in message.formatted_body
+    assert message.content()["format"] == HTML_FORMAT
+    assert message.content()["msgtype"] == "m.notice"
+
+
+def test_short_table_rows_are_padded() -> None:
+    body = render(CASES["host_card"]).body
+    assert "2761169  fixed" in body
