@@ -211,3 +211,38 @@ class Job:
     confirmed_by: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+def host_to_dict(host: Host) -> dict[str, Any]:
+    """The stable JSON shape of a host (``say --json``, ``inventory dump --json``)."""
+    return {
+        "name": host.name,
+        "vcenter": host.vcenter,
+        "datacenter": host.datacenter,
+        "cluster": host.cluster,
+        "version": host.version,
+        "build": host.build,
+        "release_name": host.release_name,
+        "boot_device": {
+            "kind": host.boot_device.kind.value,
+            "device": host.boot_device.device,
+            "adapter": host.boot_device.adapter,
+            "driver": host.boot_device.driver,
+            "reason": host.boot_device.reason,
+        },
+        "bootbank_mounted": host.bootbank_mounted,
+        "vendor": host.vendor,
+        "model": host.model,
+        "serial": host.serial,
+        "drivers": dict(host.drivers),
+        "tags": sorted(host.tags),
+        "connection_state": host.connection_state.value,
+        "power_state": host.power_state.value,
+        "in_maintenance": host.in_maintenance,
+        "boot_time": host.boot_time.isoformat() if host.boot_time else None,
+        "overall_status": host.overall_status,
+        "config_issues": list(host.config_issues),
+        "vm_count": host.vm_count,
+        "address": host.address,
+        "source": host.source,
+    }

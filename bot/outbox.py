@@ -1,0 +1,136 @@
+"""Persistent notification delivery: write first, send, mark sent with the message id, retry.
+
+Rows are delivered in order per room (a room's next row waits for the one before it), retried with
+capped exponential backoff and jitter, and wait out the platform's ``retry_after``. A row whose send
+succeeded but whose "sent" mark was lost in a crash is sent again after restart: a duplicate is
+better than a loss. Later updates of the same notification are rows with ``edit_of`` = the first
+row's key, delivered as an in-place edit of the stored message id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Mapping
+
+from bot.chat.base import ChatAdapter, DeliveryError
+from bot.chat.render_json import reply_from_dict, reply_to_dict
+from bot.clock import Clock
+from bot.messages import Reply
+from bot.store.outbox import OutboxRepo, OutboxRow
+from bot.store.subscriptions import SubscriptionRepo
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 12
+MAX_BACKOFF = 300.0
+
+
+def split_key(conversation: str) -> tuple[str, str]:
+    platform, sep, room = conversation.partition(":")
+    if not sep or not room:
+        raise ValueError(f"not a conversation key (platform:room): {conversation!r}")
+    return platform, room
+
+
+class Outbox:
+    def __init__(self, repo: OutboxRepo, subscriptions: SubscriptionRepo, clock: Clock) -> None:
+        self._repo = repo
+        self._subs = subscriptions
+        self._clock = clock
+        self._wake: dict[str, asyncio.Event] = {}
+
+    def _event(self, platform: str) -> asyncio.Event:
+        return self._wake.setdefault(platform, asyncio.Event())
+
+    async def enqueue(
+        self,
+        conversation: str,
+        reply: Reply,
+        *,
+        thread: str | None = None,
+        key: str | None = None,
+        edit_of: str | None = None,
+    ) -> int | None:
+        platform, room = split_key(conversation)
+        row_id = await self._repo.add(
+            platform=platform,
+            room=room,
+            payload=json.dumps(reply_to_dict(reply), sort_keys=True),
+            now=self._clock.now().timestamp(),
+            thread=thread,
+            key=key,
+            edit_of=edit_of,
+        )
+        self._event(platform).set()
+        return row_id
+
+    async def publish(self, topic: str, reply: Reply, *, key: str) -> list[str]:
+        """Queue ``reply`` once for every room subscribed to ``topic``; ``key`` makes it idempotent."""
+        rooms = await self._subs.rooms(topic)
+        for room in rooms:
+            await self.enqueue(room, reply, key=f"{key}@{room}")
+        return rooms
+
+    async def deliver_due(self, adapters: Mapping[str, ChatAdapter], platform: str) -> int:
+        adapter = adapters[platform]
+        sent = 0
+        for row in await self._repo.due(platform, self._clock.now().timestamp()):
+            if await self._deliver(adapter, row):
+                sent += 1
+        return sent
+
+    async def _deliver(self, adapter: ChatAdapter, row: OutboxRow) -> bool:
+        now = self._clock.now().timestamp()
+        try:
+            reply = reply_from_dict(json.loads(row.payload))
+            if row.edit_of:
+                target = await self._repo.message_id(row.edit_of)
+                if target is None:
+                    raise DeliveryError(f"the message {row.edit_of} to edit is not sent yet")
+                await adapter.edit(row.room, target, reply)
+                message_id = target
+            else:
+                message_id = await adapter.send(row.room, reply, thread=row.thread)
+        except DeliveryError as exc:
+            return await self._retry(row, str(exc), exc.retry_after, exc.permanent, now)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("outbox row %d has an unreadable payload, dropping it: %s", row.id, exc)
+            await self._repo.mark_failed(row.id, f"unreadable payload: {exc}")
+            return False
+        except Exception as exc:
+            log.exception("outbox row %d: unexpected error from %s", row.id, row.platform)
+            return await self._retry(row, repr(exc), None, False, now)
+        await self._repo.mark_sent(row.id, message_id, self._clock.now().timestamp())
+        return True
+
+    async def _retry(
+        self, row: OutboxRow, error: str, retry_after: float | None, permanent: bool, now: float
+    ) -> bool:
+        if permanent or row.attempts + 1 >= MAX_ATTEMPTS:
+            log.error("outbox row %d to %s:%s failed for good: %s", row.id, row.platform, row.room, error)
+            await self._repo.mark_failed(row.id, error)
+            return False
+        delay = retry_after if retry_after is not None else min(MAX_BACKOFF, 2.0**row.attempts)
+        delay *= 1.0 if retry_after is not None else random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+        log.warning(
+            "outbox row %d to %s:%s: %s; retry in %.1fs", row.id, row.platform, row.room, error, delay
+        )
+        await self._repo.mark_retry(row.id, error, now + delay)
+        return False
+
+    async def run(self, adapters: Mapping[str, ChatAdapter], platform: str) -> None:
+        """Deliver forever: immediately on enqueue, else when the next retry is due."""
+        wake = self._event(platform)
+        while True:
+            wake.clear()
+            await self.deliver_due(adapters, platform)
+            next_at = await self._repo.next_due_at(platform)
+            timeout = 30.0 if next_at is None else max(0.05, next_at - self._clock.now().timestamp())
+            try:
+                async with asyncio.timeout(min(timeout, 30.0)):
+                    await wake.wait()
+            except TimeoutError:
+                pass

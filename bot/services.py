@@ -1,0 +1,72 @@
+"""The bundle of services a handler may use, built once by ``bot.app`` and passed in ``Context``.
+
+Sub-systems that are not configured are ``None``; handlers say so instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.esxi import BuildCatalog
+from bot.inventory import Inventory
+from bot.messages import Block, Reply
+from bot.model import Host
+from bot.store.audit import AuditRepo
+from bot.store.confirmations import ConfirmationRepo
+from bot.store.db import Database
+from bot.store.inbound import InboundRepo
+from bot.store.kv import KeyValueRepo
+from bot.store.subscriptions import SubscriptionRepo
+
+if TYPE_CHECKING:
+    from bot.commands import CommandSpec
+
+
+class HostNotes(Protocol):
+    """Adds blocks to a host's ``check`` card (pending fixes, open alerts, running jobs)."""
+
+    async def __call__(self, host: Host) -> Sequence[Block]: ...
+
+
+class ConfirmGate(Protocol):
+    """Runs or drops a pending confirmation on behalf of the user answering it."""
+
+    async def accept(self, token: str) -> Reply: ...
+
+    async def decline(self, token: str) -> Reply: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    db: Database
+    audit: AuditRepo
+    confirmations: ConfirmationRepo
+    subscriptions: SubscriptionRepo
+    inbound: InboundRepo
+    kv: KeyValueRepo
+
+    @classmethod
+    def over(cls, db: Database) -> Store:
+        return cls(
+            db=db,
+            audit=AuditRepo(db),
+            confirmations=ConfirmationRepo(db),
+            subscriptions=SubscriptionRepo(db),
+            inbound=InboundRepo(db),
+            kv=KeyValueRepo(db),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    store: Store
+    inventory: Inventory
+    catalog: BuildCatalog
+    host_notes: tuple[HostNotes, ...] = ()
+    commands: Mapping[str, CommandSpec] = field(default_factory=dict)
