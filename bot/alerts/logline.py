@@ -54,6 +54,11 @@ class LogLine:
     message: str
 
 
+def printable(text: str) -> str:
+    """Control characters (terminal escapes, bells) replaced by ``?``, so a line is safe to show."""
+    return text if text.isprintable() else text.translate(_CONTROL)
+
+
 def parse_time(text: str, year: int | None = None) -> datetime | None:
     """ISO 8601 (a missing zone means UTC, as ESXi logs in UTC) or BSD ``Feb  2 19:26:34``."""
     if text == "-":
@@ -108,9 +113,7 @@ def _build(found: re.Match[str], year: int | None, default_app: str | None) -> L
     pri = groups.get("pri")
     if pri is not None and int(pri) > 191:
         return None
-    msg = (groups.get("msg") or "").removeprefix("\ufeff")
-    if not msg.isprintable():
-        msg = msg.translate(_CONTROL)
+    msg = printable((groups.get("msg") or "").removeprefix("\ufeff"))
     host = groups.get("host")
     app = groups.get("app") or default_app
     return LogLine(

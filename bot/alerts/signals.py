@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.alerts.logline import LogLine
-from bot.alerts.patterns import RuleSet, Scope, SignalKind, is_boot_device
+from bot.alerts.patterns import RuleHit, RuleSet, Scope, SignalKind, is_boot_device
 from bot.model import Host, Severity
 
 
@@ -55,13 +55,23 @@ def detect(
     text: str,
     source: str = "",
 ) -> list[LogSignal]:
-    """The signals in one parsed line, one per kind (the first rule wins when several agree).
-
-    ``text`` is the line as shown to people.
-    """
+    """The signals in one parsed line (see ``from_hits``). ``text`` is the line as shown to people."""
     hits = rules.match(line.message)
     if not hits:
         return []
+    return from_hits(hits, line, host=host, host_name=host_name, text=text, source=source)
+
+
+def from_hits(
+    hits: list[RuleHit],
+    line: LogLine,
+    *,
+    host: Host | None,
+    host_name: str | None,
+    text: str,
+    source: str = "",
+) -> list[LogSignal]:
+    """The hits that concern the boot device, one signal per kind (the first rule wins)."""
     signals: list[LogSignal] = []
     kinds: set[SignalKind] = set()
     for hit in hits:

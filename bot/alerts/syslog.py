@@ -1,0 +1,405 @@
+"""ESXi syslog receiver: UDP, TCP and TLS listeners that turn log lines into boot-device signals.
+
+TCP accepts both RFC 6587 framings (octet-counted ``LEN SP MSG`` and newline-terminated), decided per
+frame. Every line passes a per-source token bucket, a length bound and the parser; only lines the
+rules' substring prefilter lets through cost a regex, and only hits cost a host lookup (``resolve``,
+given by the integrator). Memory stays bounded: at most ``max_connections`` connections, each holding
+at most one partial line, all of them together at most ``max_buffered_bytes``; at most
+``max_sources`` rate-limit buckets; a bounded queue towards the (async) signal callback. Garbage,
+floods and hostile peers are counted and dropped, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from bot.alerts.logline import parse_line, printable
+from bot.alerts.patterns import RuleSet
+from bot.alerts.signals import LogSignal, from_hits
+from bot.model import Host
+
+_log = logging.getLogger(__name__)
+
+Resolver = Callable[[str | None, str], Host | None]
+SignalSink = Callable[[LogSignal], Awaitable[None]]
+_DIGITS = frozenset(b"0123456789")
+
+
+@dataclass(frozen=True, slots=True)
+class SyslogConfig:
+    """Where to listen and how much to accept. A port of ``None`` disables it, 0 picks a free one."""
+
+    bind: str = "127.0.0.1"
+    udp_port: int | None = 514
+    tcp_port: int | None = 514
+    tls_port: int | None = None  # ESXi's ssl:// default is 1514; needs tls_cert and tls_key
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_line: int = 8192  # bytes; longer lines are dropped
+    rate: float = 2000.0  # lines per second per source, sustained
+    burst: float = 10000.0  # lines a source may send at once
+    max_sources: int = 10000  # rate-limit buckets kept; the oldest is forgotten beyond that
+    max_connections: int = 512
+    max_buffered_bytes: int = 16 * 1024 * 1024  # partial lines held over all connections
+    idle_timeout: float = 900.0  # seconds before a silent TCP connection is closed
+    signal_queue: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class SyslogStats:
+    received: int = 0  # lines seen (before any check)
+    parsed: int = 0
+    dropped_garbage: int = 0  # not a log line in any known shape
+    dropped_ratelimit: int = 0
+    dropped_oversize: int = 0  # longer than max_line
+    dropped_backlog: int = 0  # signals lost because the consumer fell behind
+    signals: int = 0
+    unmapped: int = 0  # signals from sources not in the inventory
+    connections: int = 0  # open now
+    connections_rejected: int = 0  # over max_connections or max_buffered_bytes
+    buffered_bytes: int = 0  # partial lines held now
+
+
+@dataclass(slots=True)
+class _Counters:
+    """The receiver's own mutable tallies; only ``SyslogStats`` snapshots leave the module."""
+
+    received: int = 0
+    parsed: int = 0
+    dropped_garbage: int = 0
+    dropped_ratelimit: int = 0
+    dropped_oversize: int = 0
+    dropped_backlog: int = 0
+    signals: int = 0
+    unmapped: int = 0
+    connections: int = 0
+    connections_rejected: int = 0
+    buffered_bytes: int = 0
+
+    def snapshot(self) -> SyslogStats:
+        return SyslogStats(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+class SyslogReceiver:
+    """``async with SyslogReceiver(...)`` or ``await receiver.run()`` inside the app's TaskGroup."""
+
+    def __init__(
+        self,
+        config: SyslogConfig,
+        rules: RuleSet,
+        resolve: Resolver,
+        on_signal: SignalSink,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._rules = rules
+        self._resolve = resolve
+        self._on_signal = on_signal
+        self._monotonic = monotonic
+        self._n = _Counters()
+        self._buckets: dict[str, list[float]] = {}
+        self._queue: asyncio.Queue[LogSignal] = asyncio.Queue(config.signal_queue)
+        self._servers: list[asyncio.Server] = []
+        self._udp: asyncio.DatagramTransport | None = None
+        self._conns: set[_TcpConnection] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.addresses: dict[str, tuple[str, int]] = {}
+
+    def stats(self) -> SyslogStats:
+        return self._n.snapshot()
+
+    async def __aenter__(self) -> SyslogReceiver:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def run(self) -> None:
+        """Listen until cancelled."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+    async def start(self) -> None:
+        cfg, loop = self.config, asyncio.get_running_loop()
+        try:
+            if cfg.udp_port is not None:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _UdpProtocol(self), local_addr=(cfg.bind, cfg.udp_port)
+                )
+                self._udp = transport
+                self.addresses["udp"] = transport.get_extra_info("sockname")[:2]
+            if cfg.tcp_port is not None:
+                await self._serve("tcp", cfg.tcp_port, None)
+            if cfg.tls_port is not None:
+                if cfg.tls_cert is None or cfg.tls_key is None:
+                    raise ValueError("syslog TLS needs both tls_cert and tls_key")
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+                await self._serve("tls", cfg.tls_port, context)
+        except BaseException:
+            await self.close()
+            raise
+        self._tasks = [
+            asyncio.create_task(self._deliver(), name="syslog-deliver"),
+            asyncio.create_task(self._sweep(), name="syslog-idle-sweep"),
+        ]
+        _log.info("syslog receiver listening on %s", self.addresses)
+
+    async def _serve(self, name: str, port: int, context: ssl.SSLContext | None) -> None:
+        server = await asyncio.get_running_loop().create_server(
+            lambda: _TcpConnection(self, name),
+            self.config.bind,
+            port,
+            ssl=context,
+            ssl_handshake_timeout=10.0 if context else None,
+        )
+        self._servers.append(server)
+        self.addresses[name] = server.sockets[0].getsockname()[:2]
+
+    async def close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        for server in self._servers:
+            server.close()
+        for conn in list(self._conns):
+            conn.abort()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        if self._tasks and not self._queue.empty():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    # --- the hot path ---------------------------------------------------------------------------
+    def feed_datagram(self, data: bytes, address: str) -> None:
+        """One UDP datagram: usually one message, sometimes several newline-separated ones."""
+        if b"\n" in data:
+            for line in data.split(b"\n"):
+                if line:
+                    self.handle_line(line, address, "udp")
+        elif data:
+            self.handle_line(data, address, "udp")
+
+    def handle_line(self, raw: bytes, address: str, transport: str) -> None:
+        """Rate limit, bound, parse, match, resolve the host, queue the signals."""
+        n = self._n
+        n.received += 1
+        if not self._admit(address):
+            n.dropped_ratelimit += 1
+            return
+        if len(raw) > self.config.max_line:
+            n.dropped_oversize += 1
+            return
+        line = parse_line(raw)
+        if line is None:
+            n.dropped_garbage += 1
+            return
+        n.parsed += 1
+        hits = self._rules.match(line.message)
+        if not hits:
+            return
+        host = self._resolve(line.hostname, address)
+        signals = from_hits(
+            hits,
+            line,
+            host=host,
+            host_name=host.name if host is not None else (line.hostname or address),
+            text=printable(raw.decode("utf-8")),
+            source=f"{transport}:{address}",
+        )
+        for signal in signals:
+            n.signals += 1
+            if host is None:
+                n.unmapped += 1
+            try:
+                self._queue.put_nowait(signal)
+            except asyncio.QueueFull:
+                n.dropped_backlog += 1
+                _log.warning("syslog signal queue full, dropped %s from %s", signal.rule, address)
+
+    def _admit(self, address: str) -> bool:
+        """Token bucket per source address."""
+        now = self._monotonic()
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) >= self.config.max_sources:
+                del self._buckets[next(iter(self._buckets))]
+            self._buckets[address] = [self.config.burst - 1.0, now]
+            return True
+        tokens = min(self.config.burst, bucket[0] + (now - bucket[1]) * self.config.rate)
+        bucket[1] = now
+        if tokens < 1.0:
+            bucket[0] = tokens
+            return False
+        bucket[0] = tokens - 1.0
+        return True
+
+    # --- background -----------------------------------------------------------------------------
+    async def _deliver(self) -> None:
+        while True:
+            signal = await self._queue.get()
+            try:
+                await self._on_signal(signal)
+            except Exception:
+                _log.exception("syslog signal consumer failed on %s from %s", signal.rule, signal.source)
+            finally:
+                self._queue.task_done()
+
+    async def _sweep(self) -> None:
+        period = max(0.05, min(30.0, self.config.idle_timeout / 4))
+        while True:
+            await asyncio.sleep(period)
+            deadline = self._monotonic() - self.config.idle_timeout
+            for conn in [c for c in self._conns if c.last_active < deadline]:
+                _log.info("closing idle syslog connection from %s", conn.peer)
+                conn.abort()
+
+    # --- connection bookkeeping (used by _TcpConnection) ----------------------------------------
+    def _accept(self, conn: _TcpConnection) -> bool:
+        if len(self._conns) >= self.config.max_connections:
+            self._n.connections_rejected += 1
+            return False
+        self._conns.add(conn)
+        self._n.connections = len(self._conns)
+        return True
+
+    def _forget(self, conn: _TcpConnection) -> None:
+        self._conns.discard(conn)
+        self._n.connections = len(self._conns)
+
+    def _buffer(self, delta: int) -> bool:
+        """Account partial-line bytes; False when the global bound is exceeded."""
+        self._n.buffered_bytes += delta
+        return self._n.buffered_bytes <= self.config.max_buffered_bytes
+
+    def _oversize(self) -> None:
+        self._n.dropped_oversize += 1
+
+    def _reject(self) -> None:
+        self._n.connections_rejected += 1
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, receiver: SyslogReceiver) -> None:
+        self._receiver = receiver
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self._receiver.feed_datagram(data, str(addr[0]))
+
+    def error_received(self, exc: Exception) -> None:
+        _log.debug("syslog UDP error: %s", exc)
+
+
+class _TcpConnection(asyncio.Protocol):
+    """RFC 6587 framing, decided per frame: ``<digits> SP`` starts an octet-counted frame."""
+
+    def __init__(self, receiver: SyslogReceiver, kind: str) -> None:
+        self._r = receiver
+        self._kind = kind
+        self._buf = bytearray()
+        self._skip = 0  # bytes still to discard of an oversized octet-counted frame
+        self._skip_line = False  # discarding an oversized newline-framed line up to its end
+        self._transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.last_active = receiver._monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not isinstance(transport, asyncio.Transport):
+            transport.close()
+            return
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else "?"
+        if not self._r._accept(self):
+            transport.abort()
+            self._transport = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._r._buffer(-len(self._buf))
+        self._buf.clear()
+        self._r._forget(self)
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        self.last_active = self._r._monotonic()
+        before = len(self._buf)
+        self._buf += data
+        self._frames()
+        if not self._r._buffer(len(self._buf) - before):
+            self._r._reject()
+            _log.warning("syslog buffers full, dropping connection from %s", self.peer)
+            self.abort()
+
+    def _frames(self) -> None:
+        buf, pos, max_line = self._buf, 0, self._r.config.max_line
+        end = len(buf)
+        while pos < end:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                self._skip -= step
+                pos += step
+                continue
+            if self._skip_line:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    pos = end
+                    break
+                self._skip_line = False
+                pos = nl + 1
+                continue
+            if buf[pos] in _DIGITS and buf[pos] != 0x30:
+                space = buf.find(b" ", pos, min(end, pos + 8))
+                if space > pos and all(b in _DIGITS for b in buf[pos:space]):
+                    length = int(buf[pos:space])
+                    if length > max_line:
+                        self._r._oversize()
+                        self._skip = length
+                        pos = space + 1
+                        continue
+                    if end - space - 1 < length:
+                        break
+                    self._emit(bytes(buf[space + 1 : space + 1 + length]))
+                    pos = space + 1 + length
+                    continue
+                if space < 0 and end - pos < 8 and buf.find(b"\n", pos) < 0:
+                    break  # maybe an octet count still arriving
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                if end - pos > max_line:
+                    self._r._oversize()
+                    self._skip_line = True
+                    pos = end
+                break
+            self._emit(bytes(buf[pos:nl]))
+            pos = nl + 1
+        del buf[:pos]
+
+    def _emit(self, frame: bytes) -> None:
+        frame = frame.rstrip(b"\r\n")
+        if frame:
+            self._r.handle_line(frame, self.peer, self._kind)
