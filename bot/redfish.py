@@ -2,7 +2,7 @@
 
 Used by the host-action jobs when vCenter has lost the host (the bootbank-loss case)::
 
-    directory = BmcDirectory.from_mappings(settings_entries)  # bad entries are logged and skipped
+    directory = bot.bmc.BmcDirectory.from_mappings(settings_entries)  # bad entries are logged and skipped
     bmc = directory.find(host_name="esx-01.lab", serial="CZ1234")  # BmcConfig | None
     async with RedfishClient(bmc, session=http) as client:  # session optional: owned if omitted
         system = await client.system()  # RedfishSystem: id, power_state, allowed_resets
@@ -11,7 +11,7 @@ Used by the host-action jobs when vCenter has lost the host (the bootbank-loss c
         await client.reset(ResetType.ON)  # refused before sending if the BMC does not allow it
         await client.wait_for_power_state(PowerState.ON, timeout=300)
 
-The password is a `SecretRef` (``env:VAR_NAME`` or ``file:/path``) resolved when the client opens.
+The password is a `bot.bmc.SecretRef` (``env:VAR_NAME`` or ``file:/path``), resolved at ``open()``.
 It never appears in a ``repr``, a log line or an error: every failure is one `RedfishError` whose
 text is fit for chat and whose ``kind`` says what went wrong. Every request has a timeout. The client
 logs in with a Redfish session (X-Auth-Token) when the service root offers one, else basic auth,
@@ -34,21 +34,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.bmc import BmcConfig, BmcDirectory, SecretRef
-
-__all__ = [
-    "BmcConfig",
-    "BmcDirectory",
-    "ErrorKind",
-    "OffPath",
-    "PowerOffResult",
-    "PowerState",
-    "RedfishClient",
-    "RedfishError",
-    "RedfishSystem",
-    "ResetType",
-    "SecretRef",
-]
+from bot.bmc import BmcConfig
 
 log = logging.getLogger(__name__)
 
@@ -192,18 +178,14 @@ class RedfishClient:
         except LookupError as exc:
             raise self._error(ErrorKind.CONFIG, f"password ({self.config.password}): {exc}") from None
         self._password = _Redacted(password)
-        if self._base.startswith("https:"):
-            if not self.config.verify_tls:
-                self._ssl = False
-            elif self.config.ca_file:
-                try:
-                    self._ssl = await asyncio.to_thread(
-                        ssl.create_default_context, cafile=self.config.ca_file
-                    )
-                except (OSError, ssl.SSLError):
-                    raise self._error(
-                        ErrorKind.CONFIG, f"cannot load CA file {self.config.ca_file}"
-                    ) from None
+        https, cafile = self._base.startswith("https:"), self.config.ca_file
+        if https and not self.config.verify_tls:
+            self._ssl = False
+        elif https and cafile:
+            try:
+                self._ssl = await asyncio.to_thread(ssl.create_default_context, cafile=cafile)
+            except (OSError, ssl.SSLError):
+                raise self._error(ErrorKind.CONFIG, f"cannot load CA file {cafile}") from None
         if self._http is None:
             self._http = aiohttp.ClientSession()
         try:
@@ -213,16 +195,13 @@ class RedfishClient:
             raise
 
     async def _login(self, password: str) -> None:
-        sessions = None
         try:
             _, root, _ = await self._request("GET", SERVICE_ROOT, auth=False)
         except RedfishError as exc:
             if exc.kind is not ErrorKind.AUTH:
                 raise
             root = {}
-        links = root.get("Links")
-        if isinstance(links, dict) and isinstance(links.get("Sessions"), dict):
-            sessions = links["Sessions"].get("@odata.id")
+        sessions = _dict(_dict(root.get("Links")).get("Sessions")).get("@odata.id")
         if not sessions and "SessionService" in root:
             sessions = DEFAULT_SESSIONS
         if isinstance(sessions, str):
@@ -267,33 +246,21 @@ class RedfishClient:
         headers = {"Accept": "application/json", "OData-Version": "4.0"}
         if auth:
             headers.update({k: v.value for k, v in self._auth.items()})
-        timeout = self.config.timeout
+        what, limit = f"{method} {shown}", aiohttp.ClientTimeout(total=self.config.timeout)
         try:
             async with self._http.request(
-                method,
-                url,
-                json=body,
-                headers=headers,
-                ssl=self._ssl,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as resp:
-                raw = await resp.read()
-                status, resp_headers = resp.status, resp.headers
+                method, url, json=body, headers=headers, ssl=self._ssl, timeout=limit
+            ) as r:
+                raw, status, resp_headers = await r.read(), r.status, r.headers
         except TimeoutError:
-            raise self._error(
-                ErrorKind.TIMEOUT, f"no answer to {method} {shown} within {timeout:g} s"
-            ) from None
+            raise self._error(ErrorKind.TIMEOUT, f"no answer to {what} within {limit.total:g} s") from None
         except aiohttp.ClientConnectorCertificateError:
             raise self._error(ErrorKind.UNREACHABLE, "TLS certificate verification failed") from None
         except aiohttp.ClientConnectorError as exc:
-            why = exc.os_error.strerror or type(exc.os_error).__name__
-            raise self._error(
-                ErrorKind.UNREACHABLE, f"cannot connect to {exc.host}:{exc.port} ({why})"
-            ) from None
+            why = f"{exc.host}:{exc.port} ({exc.os_error.strerror or type(exc.os_error).__name__})"
+            raise self._error(ErrorKind.UNREACHABLE, f"cannot connect to {why}") from None
         except aiohttp.ClientError as exc:
-            raise self._error(
-                ErrorKind.UNREACHABLE, f"{method} {shown} failed ({type(exc).__name__})"
-            ) from None
+            raise self._error(ErrorKind.UNREACHABLE, f"{what} failed ({type(exc).__name__})") from None
         data = self._decode(raw, method, shown)
         if status in (401, 403):
             raise self._error(ErrorKind.AUTH, f"the BMC refused the configured credentials (HTTP {status})")
@@ -301,7 +268,7 @@ class RedfishClient:
             raise self._error(ErrorKind.NOT_FOUND, f"{shown} does not exist on this BMC")
         if status >= 400:
             kind = ErrorKind.REFUSED if status < 500 or status == 501 else ErrorKind.PROTOCOL
-            raise self._error(kind, f"{method} {shown} failed with HTTP {status}: {_message(data)}")
+            raise self._error(kind, f"{what} failed with HTTP {status}: {_message(data)}")
         return status, data, resp_headers
 
     def _decode(self, raw: bytes, method: str, shown: str) -> dict[str, Any]:

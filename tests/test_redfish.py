@@ -267,3 +267,19 @@ def test_config_repr_holds_only_the_reference(monkeypatch: pytest.MonkeyPatch) -
     config = bmc("https://10.0.0.9")
     assert "Sup3r-Secret" not in repr(config)
     assert f"target='{PW_VAR}'" in repr(config)
+
+
+async def test_unreadable_ca_file_is_a_config_error(emu: SushyEmulator, tmp_path: Path) -> None:
+    config = BmcConfig(
+        "bmc-tls",
+        "https://127.0.0.1:1",
+        "esxbot",
+        SecretRef.parse(f"env:{PW_VAR}"),
+        ca_file=str(tmp_path / "none.pem"),
+    )
+    with pytest.raises(RedfishError) as err:
+        await RedfishClient(config).open()
+    assert (err.value.kind, err.value.detail) == (
+        ErrorKind.CONFIG,
+        f"cannot load CA file {tmp_path / 'none.pem'}",
+    )
