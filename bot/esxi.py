@@ -165,10 +165,10 @@ class BuildCatalog:
     def contains(self, host_build: int, release: Release, *, host_version: str | None = None) -> Containment:
         """Does a host running ``host_build`` already contain the fixes of ``release``?
 
-        Same update line: build numbers decide. A newer update line contains an older line's release
-        when it came out no earlier (rollups carry earlier fixes); a newer line released BEFORE the
-        release (7.0 U3c vs 7.0 U1e) or a newer major line is not decidable from facts we have: unknown.
-        An older line never contains a newer line's release.
+        Same update line: build numbers decide. A newer update (or product) line contains an older
+        line's release when it came out no earlier (rollups carry earlier fixes); a newer line released
+        BEFORE the release (7.0 U3c vs 7.0 U1e), or a build without a date, is not decidable from the
+        facts we have: unknown. An older line never contains a newer line's release.
         """
         if host_build == release.build:
             return Containment(True, f"host runs build {host_build}, the build of {release.name}")
@@ -187,7 +187,7 @@ class BuildCatalog:
                 False, f"host runs {h_version} (build {host_build}), an older line than {r_version}"
             )
         h_date = host.release_date if host else None
-        if h_tuple[:2] == r_tuple[:2] and h_date and release.release_date:
+        if h_date and release.release_date:
             if h_date >= release.release_date:
                 return Containment(
                     True,

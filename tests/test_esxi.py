@@ -101,3 +101,10 @@ def test_runtime_extension_and_ordering() -> None:
     assert [k.build for k in line] == sorted(k.build for k in line)
     assert [k.build for k in catalog.newer_in_line(18426014)] == [18538813, 19290878]
     assert catalog.latest("7.0.2") == catalog.lookup(19290878)
+
+
+def test_newer_product_line_released_later_contains_older_line() -> None:
+    catalog = BuildCatalog.bundled()
+    u2c = _release(catalog, 18426014)
+    assert catalog.contains(20513097, u2c).contained is True  # 8.0 GA, 2022-10-11
+    assert catalog.contains(23465881, u2c).contained is None  # 8.0 U2b hot patch: no date known

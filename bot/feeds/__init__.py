@@ -1,0 +1,1 @@
+"""Release sources: fetching, feeds, JSON build catalogs, release-notes pages, and the poll loop."""
