@@ -114,10 +114,14 @@ def _build(found: re.Match[str], year: int | None, default_app: str | None) -> L
     if pri is not None and int(pri) > 191:
         return None
     msg = printable((groups.get("msg") or "").removeprefix("\ufeff"))
+    stamp = groups["ts"]
+    when = parse_time(stamp, year)
+    if when is None and stamp != "-":
+        return None  # a timestamp in the right shape but impossible (month 13, Feb 30)
     host = groups.get("host")
     app = groups.get("app") or default_app
     return LogLine(
-        time=parse_time(groups["ts"], year),
+        time=when,
         hostname=None if host in (None, "-") else host,
         app=None if app == "-" else app,
         message=msg,
