@@ -23,9 +23,13 @@ from bot.store.db import StoreError
 log = logging.getLogger("esxbot")
 
 
-def setup_logging(settings: Settings) -> None:
+def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
+    """``quiet`` (one-shot commands): INFO chatter is dropped unless a level was chosen explicitly."""
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    if quiet and settings.log_level.upper() == "INFO":
+        level = logging.WARNING
     logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -86,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"esxbot: configuration error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings)
+    setup_logging(settings, quiet=args.cmd != "run")
     try:
         if args.cmd == "run":
             return asyncio.run(_run(settings))
