@@ -25,7 +25,7 @@ SAMPLES = {
             Fields(
                 (("Release", "ESXi 7.0 Update 2a (7.0.2, build 17867351)"), ("Boot device", "usb (vmhba32)")),
                 title="esx01.lab.local",
-            ),  # fmt: skip
+            ),
             Text("boots from USB", Style.WARNING),
             Text("bootbank lost", Style.ERROR),
         ),
