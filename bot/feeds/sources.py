@@ -1,0 +1,274 @@
+"""The configured release sources and the loop that polls them.
+
+A source is (name, kind, url, interval, enabled); kinds are ``atom`` (feed entries, optionally
+following each entry's link to its notes page), ``catalog`` (JSON build catalog) and ``notes`` (one
+release-notes page). Each poll is a conditional GET; a 304 costs no parse. Errors back off per source
+with jitter and show in ``sources``. New releases are stored, taught to the build catalog, and
+announced once per build: the first successful poll of a source only primes it (everything already
+listed is old news), and a build already announced by any source is not announced again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.clock import Clock
+from bot.esxi import BuildCatalog
+from bot.feeds.atom import FeedEntry, parse_feed
+from bot.feeds.catalog import parse_catalog
+from bot.feeds.fetch import Backoff, Fetcher, FetchError, FetchResult
+from bot.feeds.notes import parse_notes
+from bot.model import Release
+from bot.store.releases import ReleaseRepo, SourceState
+
+log = logging.getLogger(__name__)
+
+
+class SourceKind(StrEnum):
+    ATOM = "atom"
+    CATALOG = "catalog"
+    NOTES = "notes"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    name: str
+    kind: SourceKind
+    url: str
+    interval: float = 3600.0  # seconds between polls
+    enabled: bool = True
+    follow_links: bool = True  # atom: fetch each new entry's link as a notes page
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    source: str
+    new: tuple[Release, ...] = ()
+    not_modified: bool = False
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+    primed: bool = False  # first poll: releases stored silently
+
+
+class Announcer(Protocol):
+    """Tells subscribed rooms about a release (``update``: its fixes arrived after the first word)."""
+
+    async def __call__(self, release: Release, *, update: bool) -> None: ...
+
+
+def parse_sources(entries: Iterable[Mapping[str, Any]]) -> list[SourceConfig]:
+    """Config entries (YAML/JSON mappings) → sources; raises ValueError naming the bad entry."""
+    sources: list[SourceConfig] = []
+    for index, entry in enumerate(entries):
+        where = f"sources[{index}]"
+        try:
+            kind = SourceKind(str(entry["kind"]))
+            url = str(entry["url"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{where}: needs kind (atom, catalog, notes) and url: {exc}") from exc
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"{where}: url must be http(s): {url!r}")
+        interval = float(entry.get("interval", 3600))
+        if interval < 60:
+            raise ValueError(f"{where}: interval must be at least 60 seconds")
+        name = str(entry.get("name") or f"{kind.value}:{url}")
+        if any(s.name == name for s in sources):
+            raise ValueError(f"{where}: duplicate source name {name!r}")
+        sources.append(
+            SourceConfig(
+                name,
+                kind,
+                url,
+                interval,
+                bool(entry.get("enabled", True)),
+                bool(entry.get("follow_links", True)),
+            )
+        )
+    return sources
+
+
+def _entry_release(entry: FeedEntry) -> Release | None:
+    if entry.release_name is None or entry.build is None or entry.line is None:
+        return None
+    return Release(
+        line=entry.line,
+        name=entry.release_name,
+        build=entry.build,
+        release_date=entry.release_date,
+        version=entry.version,
+        notes_url=entry.link,
+    )
+
+
+class SourcePoller:
+    def __init__(
+        self,
+        sources: Sequence[SourceConfig],
+        fetcher: Fetcher,
+        repo: ReleaseRepo,
+        clock: Clock,
+        catalog: BuildCatalog,
+        *,
+        announce: Announcer | None = None,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.sources = tuple(sources)
+        self._fetcher = fetcher
+        self._repo = repo
+        self._clock = clock
+        self._catalog = catalog
+        self._announce = announce
+        self._backoff = backoff or Backoff()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+
+    async def restore(self) -> int:
+        """Teach the build catalog every release stored by earlier runs; returns how many."""
+        releases = await self._repo.all()
+        for release in releases:
+            self._catalog.add(release)
+        return len(releases)
+
+    async def states(self) -> list[tuple[SourceConfig, SourceState]]:
+        return [(source, await self._repo.state(source.name)) for source in self.sources]
+
+    async def poll_all(self) -> list[PollReport]:
+        return [await self.poll(source) for source in self.sources if source.enabled]
+
+    async def run(self) -> None:
+        """Poll each enabled source when it is due, until cancelled."""
+        while True:
+            now = self._clock.now()
+            waits: list[float] = []
+            for source in self.sources:
+                if not source.enabled:
+                    continue
+                state = await self._repo.state(source.name)
+                if state.next_poll is None or state.next_poll <= now:
+                    await self.poll(source)
+                    state = await self._repo.state(source.name)
+                if state.next_poll is not None:
+                    waits.append((state.next_poll - self._clock.now()).total_seconds())
+            await self._clock.sleep(min([60.0, *(w for w in waits if w > 0)]) if waits else 60.0)
+
+    async def poll(self, source: SourceConfig) -> PollReport:
+        """One conditional GET and, unless 304, one parse; never raises for source trouble."""
+        state = await self._repo.state(source.name)
+        try:
+            result = await self._fetcher.get(source.url, etag=state.etag, last_modified=state.last_modified)
+            if result.not_modified:
+                await self._succeeded(source, state, result)
+                return PollReport(source.name, not_modified=True)
+            releases, warnings = await self._parse(source, result)
+        except FetchError as exc:
+            return await self._failed(source, state, str(exc))
+        if releases is None:
+            return await self._failed(source, state, "; ".join(warnings) or "nothing usable in the response")
+        new = await self._record(source, state, releases)
+        await self._succeeded(source, state, result)
+        return PollReport(source.name, tuple(new), warnings=tuple(warnings), primed=not state.primed)
+
+    async def _parse(
+        self, source: SourceConfig, result: FetchResult
+    ) -> tuple[list[Release] | None, list[str]]:
+        if source.kind is SourceKind.CATALOG:
+            parsed = parse_catalog(result.body, url=source.url)
+            return (list(parsed.releases) if parsed.releases else None), list(parsed.warnings)
+        if source.kind is SourceKind.NOTES:
+            notes = parse_notes(result.body, url=source.url, content_type=result.content_type)
+            return ([notes.release] if notes.release else None), list(notes.warnings)
+        feed = parse_feed(result.body, url=source.url)
+        if not feed.entries:
+            return None, list(feed.warnings) or ["feed has no entries"]
+        releases: list[Release] = []
+        warnings = list(feed.warnings)
+        for entry in feed.entries:
+            if await self._repo.seen(source.name, entry.key):
+                continue
+            release = await self._follow(entry, warnings) if source.follow_links else None
+            release = release or _entry_release(entry)
+            await self._repo.mark_seen(source.name, entry.key, self._clock.now())
+            if release is not None:
+                releases.append(release)
+        return releases, warnings
+
+    async def _follow(self, entry: FeedEntry, warnings: list[str]) -> Release | None:
+        if not entry.link or not entry.link.startswith(("http://", "https://")):
+            return None
+        try:
+            page = await self._fetcher.get(entry.link)
+        except FetchError as exc:
+            warnings.append(f"{entry.link}: {exc}")
+            return None
+        notes = parse_notes(page.body, url=entry.link, content_type=page.content_type)
+        warnings.extend(f"{entry.link}: {w}" for w in notes.warnings)
+        return notes.release
+
+    async def _record(
+        self, source: SourceConfig, state: SourceState, releases: list[Release]
+    ) -> list[Release]:
+        now = self._clock.now()
+        new: list[Release] = []
+        for release in releases:
+            had_fixes = bool(await self._repo.fixes(release.build))
+            created = await self._repo.save(release, source=source.name, now=now)
+            self._catalog.add(release)
+            if created:
+                new.append(release)
+            if not state.primed:
+                await self._repo.mark_announced(release.build, now)
+                continue
+            if not await self._repo.announced(release.build):
+                stored = await self._repo.get(release.build)
+                await self._tell(stored or release, update=False)
+                await self._repo.mark_announced(release.build, now)
+            elif release.fixes and not had_fixes:
+                stored = await self._repo.get(release.build)
+                await self._tell(stored or release, update=True)
+        if not state.primed and releases:
+            log.info("source %s primed with %d releases (not announced)", source.name, len(releases))
+        return new
+
+    async def _tell(self, release: Release, *, update: bool) -> None:
+        if self._announce is not None:
+            await self._announce(release, update=update)
+
+    async def _succeeded(self, source: SourceConfig, state: SourceState, result: FetchResult) -> None:
+        now = self._clock.now()
+        delay = self._backoff.delay(source.interval, 0, self._rng)
+        await self._repo.save_state(
+            replace(
+                state,
+                last_success=now,
+                last_error=None,
+                failures=0,
+                next_poll=now + timedelta(seconds=delay),
+                etag=result.etag or state.etag,
+                last_modified=result.last_modified or state.last_modified,
+                primed=True,
+            )
+        )
+
+    async def _failed(self, source: SourceConfig, state: SourceState, error: str) -> PollReport:
+        now: datetime = self._clock.now()
+        failures = state.failures + 1
+        delay = self._backoff.delay(source.interval, failures, self._rng)
+        log.warning(
+            "source %s failed (%d in a row, next try in %.0fs): %s", source.name, failures, delay, error
+        )
+        await self._repo.save_state(
+            replace(
+                state,
+                last_error=error,
+                last_error_at=now,
+                failures=failures,
+                next_poll=now + timedelta(seconds=delay),
+            )
+        )
+        return PollReport(source.name, error=error)
