@@ -58,13 +58,14 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render(reply: Reply, *, command: str = "/esx") -> SlackMessage:
-    """The whole reply as one message; a reply without blocks shows its summary."""
-    blocks: list[tuple[Json, bool]] = []
+def render(reply: Reply, *, command: str = "/esx", preface: str | None = None) -> SlackMessage:
+    """The whole reply as one message; a reply without blocks shows its summary. ``preface`` is
+    adapter-written mrkdwn (not escaped) shown as a context line on top, e.g. who ran a slash command."""
+    blocks: list[tuple[Json, bool]] = [(_context(preface), True)] if preface else []
     for block in reply.blocks or (Text(reply.summary),):
         blocks.extend(_block(block, command))
-    if not blocks:
-        blocks = [(_section(escape(reply.summary) or "(empty reply)"), False)]
+    if not any(block["type"] != "context" for block, _ in blocks):
+        blocks.append((_section(escape(reply.summary) or "(empty reply)"), False))
     return SlackMessage(text=_fallback(reply), blocks=tuple(_fit(blocks)))
 
 
