@@ -16,6 +16,10 @@ from bot.bmc import BmcConfig, BmcDirectory, SecretRef
 from bot.redfish import ErrorKind, OffPath, PowerState, RedfishClient, RedfishError, ResetType
 from tests.fixtures.redfish import ROLES, SushyEmulator
 
+# The forwarding front server opens one client session per request; when the loop closes right
+# after a test, a keep-alive socket of it can be collected unclosed (seen once in ~10 runs).
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 # The fake driver applies a reset 1-11 s after it is requested, so 15 s covers every draw.
 SETTLE = 15.0
 PW_VAR = "ESXBOT_TEST_BMC_PASSWORD"
