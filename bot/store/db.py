@@ -152,7 +152,11 @@ class SqliteDatabase:
 
 
 async def open_database(url: str) -> Database:
-    """``sqlite:///path/to/esxbot.db`` or a bare path; ``postgresql://…`` once that backend exists."""
+    """``sqlite:///path/to/esxbot.db``, a bare path, or ``postgresql://user:pw@host:port/db``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from bot.store.postgres import PostgresDatabase  # psycopg is loaded only when used
+
+        return await PostgresDatabase.open(url)
     if url.startswith("sqlite:///"):
         return await SqliteDatabase.open(url.removeprefix("sqlite:///"))
     if url.startswith("sqlite://"):
