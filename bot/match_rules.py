@@ -1,0 +1,119 @@
+"""Matching rules as data: the bundled ``bot/data/match_rules.yaml`` plus any files users add.
+
+A rule names a condition a fix text can state (boot medium, platform, vendor, driver, device class,
+feature), the patterns that find it, and the host facts that decide it. See the YAML file's header
+for the fields. A user rule with the id of a bundled rule replaces it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ABSENT_CHOICES = ("false-if-known", "false", "unknown")
+
+
+class RuleError(ValueError):
+    """A rule file is malformed; the message names the file and the rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    kind: str
+    label: str
+    patterns: tuple[re.Pattern[str], ...]
+    boot: frozenset[str] = frozenset()
+    boot_maybe_drivers: frozenset[str] = frozenset()
+    vendors: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    drivers: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    not_tags: frozenset[str] = frozenset()
+    absent: str = "false-if-known"
+    supersedes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+
+    @classmethod
+    def bundled(cls) -> RuleSet:
+        text = resources.files("bot").joinpath("data/match_rules.yaml").read_text(encoding="utf-8")
+        return cls(tuple(parse_rules(text, "bundled match_rules.yaml")))
+
+    @classmethod
+    def load(cls, extra_files: Iterable[str | Path] = ()) -> RuleSet:
+        """Bundled rules, then each user file in order (same id replaces)."""
+        by_id = {rule.id: rule for rule in cls.bundled().rules}
+        for path in extra_files:
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise RuleError(f"{path}: cannot read rule file: {exc}") from exc
+            for rule in parse_rules(text, str(path)):
+                by_id[rule.id] = rule
+        return cls(tuple(by_id.values()))
+
+
+def _words(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value.lower(),)
+    if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+        return tuple(str(v).lower() for v in value)
+    raise RuleError(f"{where}: expected a list of words, got {value!r}")
+
+
+def _rule(entry: Any, where: str) -> Rule:
+    if not isinstance(entry, Mapping) or not entry.get("id"):
+        raise RuleError(f"{where}: a rule needs at least an id and patterns")
+    where = f"{where} ({entry['id']})"
+    raw = entry.get("patterns") or []
+    if not isinstance(raw, list):
+        raw = [raw]
+    patterns = []
+    for pattern in raw:
+        try:
+            patterns.append(re.compile(str(pattern), re.IGNORECASE))
+        except re.error as exc:
+            raise RuleError(f"{where}: bad pattern {pattern!r}: {exc}") from exc
+    if not patterns:
+        raise RuleError(f"{where}: no patterns")
+    absent = str(entry.get("absent", "false-if-known"))
+    if absent not in ABSENT_CHOICES:
+        raise RuleError(f"{where}: absent must be one of {', '.join(ABSENT_CHOICES)}")
+    return Rule(
+        id=str(entry["id"]),
+        kind=str(entry.get("kind", "feature")),
+        label=str(entry.get("label", entry["id"])),
+        patterns=tuple(patterns),
+        boot=frozenset(_words(entry.get("boot"), where)),
+        boot_maybe_drivers=frozenset(_words(entry.get("boot_maybe_drivers"), where)),
+        vendors=_words(entry.get("vendors"), where),
+        models=_words(entry.get("models"), where),
+        drivers=frozenset(_words(entry.get("drivers"), where)),
+        tags=frozenset(_words(entry.get("tags"), where)),
+        not_tags=frozenset(_words(entry.get("not_tags"), where)),
+        absent=absent,
+        supersedes=tuple(str(s) for s in entry.get("supersedes") or ()),
+    )
+
+
+def parse_rules(text: str, source: str) -> list[Rule]:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RuleError(f"{source}: not YAML: {exc}") from exc
+    entries = document.get("rules") if isinstance(document, Mapping) else document
+    if not isinstance(entries, list):
+        raise RuleError(f"{source}: expected a list of rules (or a mapping with 'rules')")
+    return [_rule(entry, f"{source}: rules[{i}]") for i, entry in enumerate(entries)]
