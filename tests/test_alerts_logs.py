@@ -239,9 +239,27 @@ def test_scan_local_file_gz_and_default_host(tmp_path: Path) -> None:
         ("precursor", USB, "apd-start"),
         ("loss", USB, "apd-timeout"),
         ("recovery", USB, "apd-exit"),
+        ("loss", USB, "device-permanently-inaccessible"),
+        ("corruption", "mpx.vmhba32:C0:T0:L0:7", "vmfs-volume-corrupted"),
+        ("corruption", "OSDATA-6631c2e0-9f3a4b11-77aa-3cfdfe0a1b22", "system-volume-damaged"),
+        ("recovery", None, "host-booted"),
     ]
     assert {s.host for s in result.signals} == {"esx-usb-01.lab.example"}
     assert result.signals[1].time == datetime(2024, 5, 9, 2, 12, 30, tzinfo=UTC)
+
+
+def test_scan_8x_standardized_lines_for_an_sd_host() -> None:
+    result = scan_files([LOGS / "esx8-standard.log"], INVENTORY, default_host="esx-sd-02.lab.example")
+    assert [(s.host, s.kind.value, s.device, s.app) for s in result.signals] == [
+        ("esx-sd-02.lab.example", "precursor", "mpx.vmhba33:C0:T0:L0", "vmkernel"),
+        ("esx-sd-02.lab.example", "loss", "mpx.vmhba33:C0:T0:L0", "vobd"),
+    ]
+    assert result.unparsed == 0
+
+
+def test_every_builtin_rule_fires_on_our_own_fixtures() -> None:
+    result = scan_files(sorted(LOGS.glob("*.log")))
+    assert {s.rule for s in result.signals} == {r.id for r in load_rules().rules}
 
 
 def test_scan_json_and_text_shapes() -> None:

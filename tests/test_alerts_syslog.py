@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.alerts.framing import Framer
 from bot.alerts.patterns import SignalKind, load_rules
 from bot.alerts.scan import HostIndex
 from bot.alerts.signals import LogSignal
@@ -315,3 +316,38 @@ async def test_run_serves_until_cancelled(harness: Harness) -> None:
         await task
     with pytest.raises(OSError):
         await asyncio.open_connection(*receiver.addresses["tcp"])
+
+
+# --- framing alone ------------------------------------------------------------------------------
+def _feed_bytewise(framer: Framer, stream: bytes) -> list[bytes]:
+    return [frame for i in range(len(stream)) for frame in framer.feed(stream[i : i + 1])]
+
+
+@pytest.mark.parametrize("bytewise", [False, True])
+def test_framer_both_framings(bytewise: bool) -> None:
+    stream = (
+        b"11 hello world"
+        + b"plain line\r\n"
+        + b"3 abc"
+        + b"\n\n"
+        + b"0 zero starts a line\n"
+        + b"12345678x\n"
+    )
+    framer = Framer(max_line=100)
+    frames = _feed_bytewise(framer, stream) if bytewise else framer.feed(stream)
+    assert frames == [b"hello world", b"plain line", b"abc", b"0 zero starts a line", b"12345678x"]
+    assert (framer.buffered, framer.oversize) == (0, 0)
+
+
+@pytest.mark.parametrize("bytewise", [False, True])
+def test_framer_skips_oversize_frames_without_holding_them(bytewise: bool) -> None:
+    stream = b"500 " + b"a" * 500 + b"b" * 300 + b"\n" + b"ok\n" + b"2 hi"
+    framer = Framer(max_line=64)
+    held: list[int] = []
+    frames: list[bytes] = []
+    for i in range(0, len(stream), 1 if bytewise else 50):
+        frames += framer.feed(stream[i : i + (1 if bytewise else 50)])
+        held.append(framer.buffered)
+    assert frames == [b"ok", b"hi"]
+    assert framer.oversize == 2
+    assert max(held) <= 64 + 50

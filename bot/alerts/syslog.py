@@ -1,7 +1,7 @@
 """ESXi syslog receiver: UDP, TCP and TLS listeners that turn log lines into boot-device signals.
 
-TCP accepts both RFC 6587 framings (octet-counted ``LEN SP MSG`` and newline-terminated), decided per
-frame. Every line passes a per-source token bucket, a length bound and the parser; only lines the
+TCP accepts both RFC 6587 framings (octet-counted ``LEN SP MSG`` and newline-terminated, see
+``framing.py``). Every line passes a per-source token bucket, a length bound and the parser; only lines the
 rules' substring prefilter lets through cost a regex, and only hits cost a host lookup (``resolve``,
 given by the integrator). Memory stays bounded: at most ``max_connections`` connections, each holding
 at most one partial line, all of them together at most ``max_buffered_bytes``; at most
@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from bot.alerts.framing import Framer
 from bot.alerts.logline import parse_line, printable
 from bot.alerts.patterns import RuleSet
 from bot.alerts.signals import LogSignal, from_hits
@@ -29,7 +30,6 @@ _log = logging.getLogger(__name__)
 
 Resolver = Callable[[str | None, str], Host | None]
 SignalSink = Callable[[LogSignal], Awaitable[None]]
-_DIGITS = frozenset(b"0123456789")
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +235,8 @@ class SyslogReceiver:
                 self._queue.put_nowait(signal)
             except asyncio.QueueFull:
                 n.dropped_backlog += 1
-                _log.warning("syslog signal queue full, dropped %s from %s", signal.rule, address)
+                if n.dropped_backlog % 1000 == 1:  # a stuck consumer must not flood our own log
+                    _log.warning("syslog signal queue full: %d signal(s) dropped so far", n.dropped_backlog)
 
     def _admit(self, address: str) -> bool:
         """Token bucket per source address."""
@@ -287,16 +288,15 @@ class SyslogReceiver:
         self._conns.discard(conn)
         self._n.connections = len(self._conns)
 
-    def _buffer(self, delta: int) -> bool:
-        """Account partial-line bytes; False when the global bound is exceeded."""
-        self._n.buffered_bytes += delta
-        return self._n.buffered_bytes <= self.config.max_buffered_bytes
-
-    def _oversize(self) -> None:
-        self._n.dropped_oversize += 1
-
-    def _reject(self) -> None:
-        self._n.connections_rejected += 1
+    def _buffer(self, delta: int, oversize: int) -> bool:
+        """Account held bytes and skipped frames; False when the global byte bound is exceeded."""
+        n = self._n
+        n.buffered_bytes += delta
+        n.dropped_oversize += oversize
+        if n.buffered_bytes <= self.config.max_buffered_bytes:
+            return True
+        n.connections_rejected += 1
+        return False
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -311,14 +311,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class _TcpConnection(asyncio.Protocol):
-    """RFC 6587 framing, decided per frame: ``<digits> SP`` starts an octet-counted frame."""
+    """One TCP or TLS connection: frames its stream and hands each line to the receiver."""
 
     def __init__(self, receiver: SyslogReceiver, kind: str) -> None:
         self._r = receiver
         self._kind = kind
-        self._buf = bytearray()
-        self._skip = 0  # bytes still to discard of an oversized octet-counted frame
-        self._skip_line = False  # discarding an oversized newline-framed line up to its end
+        self._framer = Framer(receiver.config.max_line)
         self._transport: asyncio.Transport | None = None
         self.peer = "?"
         self.last_active = receiver._monotonic()
@@ -335,8 +333,8 @@ class _TcpConnection(asyncio.Protocol):
             self._transport = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._r._buffer(-len(self._buf))
-        self._buf.clear()
+        self._r._buffer(-self._framer.buffered, 0)
+        self._framer.reset()
         self._r._forget(self)
 
     def abort(self) -> None:
@@ -347,59 +345,10 @@ class _TcpConnection(asyncio.Protocol):
         if self._transport is None:
             return
         self.last_active = self._r._monotonic()
-        before = len(self._buf)
-        self._buf += data
-        self._frames()
-        if not self._r._buffer(len(self._buf) - before):
-            self._r._reject()
+        framer = self._framer
+        held, oversize = framer.buffered, framer.oversize
+        for frame in framer.feed(data):
+            self._r.handle_line(frame, self.peer, self._kind)
+        if not self._r._buffer(framer.buffered - held, framer.oversize - oversize):
             _log.warning("syslog buffers full, dropping connection from %s", self.peer)
             self.abort()
-
-    def _frames(self) -> None:
-        buf, pos, max_line = self._buf, 0, self._r.config.max_line
-        end = len(buf)
-        while pos < end:
-            if self._skip:
-                step = min(self._skip, end - pos)
-                self._skip -= step
-                pos += step
-                continue
-            if self._skip_line:
-                nl = buf.find(b"\n", pos)
-                if nl < 0:
-                    pos = end
-                    break
-                self._skip_line = False
-                pos = nl + 1
-                continue
-            if buf[pos] in _DIGITS and buf[pos] != 0x30:
-                space = buf.find(b" ", pos, min(end, pos + 8))
-                if space > pos and all(b in _DIGITS for b in buf[pos:space]):
-                    length = int(buf[pos:space])
-                    if length > max_line:
-                        self._r._oversize()
-                        self._skip = length
-                        pos = space + 1
-                        continue
-                    if end - space - 1 < length:
-                        break
-                    self._emit(bytes(buf[space + 1 : space + 1 + length]))
-                    pos = space + 1 + length
-                    continue
-                if space < 0 and end - pos < 8 and buf.find(b"\n", pos) < 0:
-                    break  # maybe an octet count still arriving
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                if end - pos > max_line:
-                    self._r._oversize()
-                    self._skip_line = True
-                    pos = end
-                break
-            self._emit(bytes(buf[pos:nl]))
-            pos = nl + 1
-        del buf[:pos]
-
-    def _emit(self, frame: bytes) -> None:
-        frame = frame.rstrip(b"\r\n")
-        if frame:
-            self._r.handle_line(frame, self.peer, self._kind)
