@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from bot.alerts.logline import parse_line
 from bot.alerts.patterns import RuleError, SignalKind, is_boot_device, load_rules
-from bot.alerts.scan import as_json, format_text, scan_files
+from bot.alerts.scan import as_json, format_text, render, scan_files
 from bot.model import BootDevice, BootKind, Host
 from tests.shared_data import shared_file
 
@@ -185,6 +186,9 @@ def test_bad_rule_files_say_what_is_wrong(tmp_path: Path, text: str, fragment: s
         (USB, INVENTORY[3], False),
         ("vmhba32:C0:T0:L0", INVENTORY[3], False),
         (USB, _host("unknown-boot", BootKind.UNKNOWN, None), True),
+        (USB, _host("usb-kind-only", BootKind.USB, None), True),
+        (USB, _host("disk-kind-only", BootKind.DISK, None), False),
+        ("LOCKER-5fecb7ff-8662d6b5-7732-24b6fde3ff81", _host("pxe", BootKind.PXE, None), True),
     ],
 )
 def test_is_boot_device(device: str | None, host: Host | None, expected: bool) -> None:
@@ -273,7 +277,9 @@ def test_scan_json_and_text_shapes() -> None:
     assert "8 signal(s) (2 loss, 5 precursor, 1 recovery)" in text
     assert result.unparsed == 5
     assert len(result.errors) == 1 and "missing.log: cannot read" in result.errors[0]
-    assert text.endswith(result.errors[0])
+    assert result.errors[0] not in text
+    assert json.loads(render(result, json_output=True)) == rows
+    assert render(result, json_output=False) == text
 
 
 # --- scan on the real shared lines ----------------------------------------------------------------

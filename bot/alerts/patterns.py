@@ -206,8 +206,9 @@ def is_boot_device(device: str | None, host: Host | None) -> bool:
 
     With a host whose boot device (or its adapter) is known, that decides: the same device, a
     partition of it, its runtime path, or, for USB/SD boot media whose adapter holds nothing else,
-    any path on that adapter. Otherwise only local USB/SD devices count. ESXi's own LOCKER/OSDATA
-    system volumes count as boot media.
+    any path on that adapter. When only the kind is known, a disk/SAN/PXE-booted host has no USB/SD
+    boot device; otherwise local USB/SD devices count. ESXi's own LOCKER/OSDATA system volumes count
+    as boot media.
     """
     if not device:
         return False
@@ -216,7 +217,9 @@ def is_boot_device(device: str | None, host: Host | None) -> bool:
         return True
     boot = host.boot_device if host is not None else None
     if boot is None or (boot.device is None and boot.adapter is None):
-        return is_local_flash(dev)
+        # only the kind may be known: a host booting from disk, SAN or PXE has no USB/SD boot device
+        known_other = boot is not None and boot.kind not in (BootKind.USB, BootKind.SD, BootKind.UNKNOWN)
+        return not known_other and is_local_flash(dev)
     boot_dev = _canonical(boot.device) if boot.device else None
     if boot_dev is not None and dev.lower() == boot_dev.lower():
         return True

@@ -9,6 +9,7 @@ inventory, a host named by the line (or ``default_host``) decides what its boot 
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -129,7 +130,7 @@ def as_json(result: ScanResult) -> list[dict[str, Any]]:
 
 
 def format_text(result: ScanResult) -> str:
-    """One line per signal, then a summary; the errors come last."""
+    """One line per signal, then a summary (the errors are the caller's to print, on stderr)."""
     out: list[str] = []
     for s in result.signals:
         when = format_time(s.time) if s.time else "-"
@@ -142,5 +143,11 @@ def format_text(result: ScanResult) -> str:
         f"{len(result.signals)} signal(s){f' ({by_kind})' if by_kind else ''} in {result.lines} line(s); "
         f"{result.unparsed} line(s) in no known log shape"
     )
-    out.extend(f"error: {e}" for e in result.errors)
     return "\n".join(out)
+
+
+def render(result: ScanResult, *, json_output: bool) -> str:
+    """What ``esxbot logs scan`` prints on stdout."""
+    if json_output:
+        return json.dumps(as_json(result), ensure_ascii=False, indent=2)
+    return format_text(result)
