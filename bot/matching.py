@@ -13,6 +13,7 @@ by (containment, condition states), so the per-pair work is one small tuple and 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -222,34 +223,50 @@ def match_release(
     named_index = {named: len(used_rules) + i for i, named in enumerate(used_named)}
     interned: dict[tuple[str, str], tuple[str, str]] = {}
     by_build: dict[tuple[int | None, str | None], Containment | None] = {}
-    vectors: list[tuple[tuple[str, str], ...]] = []
-    contained: list[Containment | None] = []
+    rows: dict[tuple[object, ...], list[int]] = {}  # hosts with the same facts share one evaluation
+    classes: dict[tuple[int, ...], list[str]] = {}  # (containment, states) → hosts: the unit of work
     for host in hosts:
         facts = HostFacts.of(host)
-        row = [evaluate(rule, facts) for rule in used_rules]
-        row += [evaluate_releases(named, host, catalog) for named in used_named]
-        vectors.append(tuple(interned.setdefault(s, s) for s in row))
+        signature = (
+            facts.tags,
+            facts.drivers,
+            facts.vendor,
+            facts.model,
+            host.boot_device,
+            tuple(sorted(host.drivers.items())),
+            host.build,
+            host.version,
+            host.release_name,
+        )
+        row = rows.get(signature)
+        if row is None:
+            states = [evaluate(rule, facts) for rule in used_rules]
+            states += [evaluate_releases(named, host, catalog) for named in used_named]
+            row = rows[signature] = [id(interned.setdefault(state, state)) for state in states]
         build_key = (host.build, host.version)
         if build_key not in by_build:
             by_build[build_key] = _containment(host, release, catalog)
-        contained.append(by_build[build_key])
+        classes.setdefault((id(by_build[build_key]), *row), []).append(host.name)
+    state_of = {id(state): state for state in interned.values()}
+    containment_of = {id(c): c for c in by_build.values()}
+    outcomes: dict[tuple[int, ...], Outcome] = {}
     results = []
     for fix, found in zip(release.fixes, per_fix, strict=True):
         columns = [rule_index[rule] for rule in found.rules]
         if found.releases:
             columns.append(named_index[found.releases])
-        has_conditions = bool(columns)
-        groups: dict[tuple[int, ...], list[str]] = {}
-        outcomes: dict[tuple[int, ...], Outcome] = {}
-        for host, vector, containment in zip(hosts, vectors, contained, strict=True):
-            key = (id(containment), *[id(vector[c]) for c in columns])  # interned: identity is equality
-            names = groups.get(key)
-            if names is None:
-                names = groups[key] = []
-                outcomes[key] = combine(containment, [vector[c] for c in columns], has_conditions)
-            names.append(host.name)
+        flag = 1 if columns else 0
+        groups: defaultdict[tuple[int, ...], list[str]] = defaultdict(list)
+        # identity of interned states and shared Containment objects stands for their value
+        for host_class, members in classes.items():
+            groups[(host_class[0], *[host_class[c + 1] for c in columns])].extend(members)
         merged: dict[Outcome, list[str]] = {}
-        for group_key, members in groups.items():
-            merged.setdefault(outcomes[group_key], []).extend(members)
+        for key, members in groups.items():
+            cache_key = (flag, *key)
+            outcome = outcomes.get(cache_key)
+            if outcome is None:
+                states = [state_of[state_id] for state_id in key[1:]]
+                outcome = outcomes[cache_key] = combine(containment_of[key[0]], states, bool(flag))
+            merged.setdefault(outcome, []).extend(members)
         results.append(FixMatches(fix, tuple((o, tuple(h)) for o, h in merged.items())))
     return ReleaseMatches(release, tuple(results))
