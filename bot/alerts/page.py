@@ -227,6 +227,7 @@ def pager_event(rec: AlertRecord, action: str, host: Host | None) -> Reply:
     event: dict[str, Any] = {
         "event_action": action,
         "dedup_key": dedup_key(rec),
+        "sequence": rec.version,  # orders and de-duplicates events of one alert for webhooks
         "summary": f"{rec.severity.value.upper()}: {headline(rec)} (alert #{rec.id})"[:1024],
         "source": rec.host,
         "severity": PD_SEVERITY[rec.severity],
