@@ -1,0 +1,97 @@
+"""Worker-thread side of the inventory: one full retrieval, and a WaitForUpdatesEx watch.
+
+``full_refresh`` makes one ContainerView, one RetrievePropertiesEx (+ continuation pages) and
+destroys the view. ``Watch`` owns a private PropertyCollector with one filter on the same paths;
+``Watch.next`` blocks in WaitForUpdatesEx for at most ``wait_seconds`` and folds the answer into
+its ``Snapshot``. Both run only inside ``VSphere``'s executor and return plain Python values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+
+from pyVmomi import vim
+
+from bot.vsphere.inventory import PAGE_SIZE, PROPERTY_SETS, Snapshot, retrieve_all
+from bot.vsphere.session import Session
+from bot.vsphere.soap import (
+    MoRef,
+    SoapFault,
+    create_filter_request,
+    filter_spec,
+    method_request,
+    parse_moref,
+    parse_updates,
+    wait_request,
+)
+
+_VIEW_TYPES = [vim.HostSystem, vim.ComputeResource, vim.Folder, vim.Datacenter]
+
+
+def _create_view(session: Session) -> MoRef:
+    def create(si: vim.ServiceInstance) -> MoRef:
+        content = session.content
+        view = content.viewManager.CreateContainerView(content.rootFolder, _VIEW_TYPES, True)
+        return MoRef("ContainerView", view._moId)
+
+    result: MoRef = session.call(create)
+    return result
+
+
+def _destroy(session: Session, method: str, ref: MoRef) -> None:
+    with contextlib.suppress(SoapFault, OSError, http.client.HTTPException):
+        session.post(method_request(method, ref))
+
+
+def full_refresh(session: Session, page_size: int = PAGE_SIZE) -> Snapshot:
+    """One ContainerView + RetrievePropertiesEx (+ ContinueRetrievePropertiesEx pages)."""
+    view = _create_view(session)
+    try:
+        objects = retrieve_all(
+            session.post, session.property_collector, filter_spec(view, PROPERTY_SETS), page_size
+        )
+    finally:
+        _destroy(session, "DestroyView", view)
+    return Snapshot(objects)
+
+
+class Watch:
+    """A filter on the inventory paths and the WaitForUpdatesEx version that follows it."""
+
+    def __init__(self, session: Session, max_object_updates: int = PAGE_SIZE) -> None:
+        self._session = session
+        self._max = max_object_updates
+        self.snapshot = Snapshot()
+        self._view = _create_view(session)
+
+        def create_collector(si: vim.ServiceInstance) -> MoRef:
+            pc = session.content.propertyCollector.CreatePropertyCollector()
+            return MoRef("PropertyCollector", pc._moId)
+
+        self._collector: MoRef = session.call(create_collector)
+        spec = filter_spec(self._view, PROPERTY_SETS)
+        parse_moref(session.post(create_filter_request(self._collector, spec)))
+        self._version = ""
+
+    def next(self, wait_seconds: int) -> bool:
+        """Wait for changes; True when the snapshot changed. The first call loads everything."""
+        changed = False
+        while True:
+            payload = self._session.post(
+                wait_request(self._collector, self._version, wait_seconds, self._max)
+            )
+            updates = parse_updates(payload)
+            if updates is None:
+                return changed
+            if not self._version:
+                self.snapshot = Snapshot()
+            self._version = updates.version
+            changed = self.snapshot.apply(updates) > 0 or changed
+            if not updates.truncated:
+                return changed
+            wait_seconds = 0  # the rest of a truncated set is already waiting
+
+    def close(self) -> None:
+        _destroy(self._session, "DestroyPropertyCollector", self._collector)
+        _destroy(self._session, "DestroyView", self._view)

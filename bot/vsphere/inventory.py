@@ -1,0 +1,328 @@
+"""Host facts from one PropertyCollector retrieval, kept current by WaitForUpdatesEx.
+
+What is collected: one ContainerView over the root folder (hosts, compute resources, folders,
+datacenters) and only leaf property paths (``HOST_PATHS``), never whole ``runtime``, ``summary``
+or ``config``: a host's ``runtime`` alone is ~39 KB of sensor XML. ``retrieve_all`` follows the
+ContinueRetrievePropertiesEx token a real vCenter pages with (100 objects by default); the
+same filter spec then feeds WaitForUpdatesEx, whose changes ``Snapshot.apply`` folds in.
+
+Boot device (``detect_boot``), in order:
+1. the disk under the OSDATA volume (VMFSOS / VMFS-L extent): its adapter (``mpx.vmhbaN:…``)
+   decides the kind through the adapter's driver/model/type (``vmkusb`` → usb, SD in the model
+   → sd, nvme → nvme, FC/iSCSI → san, SATADOM → satadom, other local controllers → disk);
+   without a known adapter the disk name decides (``t10.NVMe``/``eui.`` → nvme, else disk);
+2. no OSDATA extent (6.7 layout, or OSDATA in RAM) but BOOTBANK volumes and a USB/SD adapter →
+   usb/sd via that adapter (the vfat bootbanks do not name their device in the API);
+3. otherwise ``unknown`` with the reason.
+Everything here is plain Python; no pyVmomi object passes through.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from bot.esxi import BuildCatalog
+from bot.model import BootDevice, BootKind, ConnectionState, Host, PowerState
+from bot.vsphere.soap import (
+    Data,
+    MoRef,
+    ObjectContent,
+    PropertySet,
+    UpdateSet,
+    as_list,
+    continue_request,
+    parse_retrieve,
+    retrieve_request,
+)
+
+HOST_PATHS = (
+    "name",
+    "parent",
+    "summary.config.product.version",
+    "summary.config.product.build",
+    "summary.config.product.fullName",
+    "hardware.systemInfo.vendor",
+    "hardware.systemInfo.model",
+    "hardware.systemInfo.serialNumber",
+    "hardware.systemInfo.otherIdentifyingInfo",
+    "config.storageDevice.hostBusAdapter",
+    "config.network.pnic",
+    "config.fileSystemVolume.mountInfo",
+    "runtime.connectionState",
+    "runtime.powerState",
+    "runtime.inMaintenanceMode",
+    "runtime.bootTime",
+    "overallStatus",
+    "configIssue",
+    "vm",
+)
+PROPERTY_SETS = (
+    PropertySet("HostSystem", HOST_PATHS),
+    PropertySet("ComputeResource", ("name", "parent")),
+    PropertySet("ClusterComputeResource", ("name", "parent")),
+    PropertySet("Folder", ("name", "parent")),
+    PropertySet("Datacenter", ("name",)),
+)
+VIEW_TYPES = ("HostSystem", "ComputeResource", "Folder", "Datacenter")
+PAGE_SIZE = 1000
+
+Post = Callable[[bytes], bytes]  # one SOAP request → response body (raises SoapFault/OSError)
+ReleaseLookup = Callable[[int], str | None]  # build → release name
+
+_MPX = re.compile(r"^mpx\.(vmhba\d+):", re.IGNORECASE)
+_SD_MODEL = re.compile(r"\bSD\b|SD ?card|IDSDM|SDHC|dual sd|\bBOSS-?S\d.*SD", re.IGNORECASE)
+_SAN_DRIVERS = {"qlnativefc", "lpfc", "bnx2fc", "iscsi_vmk", "qfle3f", "elxiscsi", "nfnic"}
+
+
+def release_lookup(catalog: BuildCatalog) -> ReleaseLookup:
+    """Release names from the build catalog: 17867351 → "ESXi 7.0 Update 2a"."""
+
+    def lookup(build: int) -> str | None:
+        known = catalog.lookup(build)
+        return known.name if known else None
+
+    return lookup
+
+
+def retrieve_all(post: Post, collector: MoRef, spec: str, page_size: int = PAGE_SIZE) -> list[ObjectContent]:
+    """RetrievePropertiesEx, then ContinueRetrievePropertiesEx while vCenter hands out a token."""
+    page = parse_retrieve(post(retrieve_request(collector, spec, page_size)))
+    objects = list(page.objects)
+    while page.token:
+        page = parse_retrieve(post(continue_request(collector, page.token)))
+        objects.extend(page.objects)
+    return objects
+
+
+class Snapshot:
+    """The collected properties of every object by moref; owned by one thread at a time."""
+
+    def __init__(self, objects: Iterable[ObjectContent] = ()) -> None:
+        self._props: dict[MoRef, dict[str, Any]] = {o.obj: dict(o.props) for o in objects}
+
+    def __len__(self) -> int:
+        return len(self._props)
+
+    def apply(self, updates: UpdateSet) -> int:
+        """Fold in one WaitForUpdatesEx answer; returns how many objects changed."""
+        for update in updates.objects:
+            if update.kind == "leave":
+                self._props.pop(update.obj, None)
+                continue
+            props = {} if update.kind == "enter" else self._props.setdefault(update.obj, {})
+            for name, op, val in update.changes:
+                if op in ("remove", "indirectRemove"):
+                    props.pop(name, None)
+                else:
+                    props[name] = val
+            self._props[update.obj] = props
+        return len(updates.objects)
+
+    def _name(self, ref: Any) -> str | None:
+        props = self._props.get(ref) if isinstance(ref, MoRef) else None
+        return props.get("name") if props else None
+
+    def _placement(self, parent: Any) -> tuple[str | None, str | None]:
+        """(datacenter, cluster) of a host whose parent is ``parent``."""
+        cluster = (
+            self._name(parent)
+            if isinstance(parent, MoRef) and parent.type == "ClusterComputeResource"
+            else None
+        )
+        ref = parent
+        for _ in range(32):  # folders nest, but not forever
+            if not isinstance(ref, MoRef) or ref.type == "Datacenter":
+                break
+            ref = (self._props.get(ref) or {}).get("parent")
+        datacenter = self._name(ref) if isinstance(ref, MoRef) and ref.type == "Datacenter" else None
+        return datacenter, cluster
+
+    def hosts(self, vcenter: str, release: ReleaseLookup | None = None) -> tuple[Host, ...]:
+        out = []
+        for ref, props in self._props.items():
+            if ref.type == "HostSystem" and props.get("name"):
+                datacenter, cluster = self._placement(props.get("parent"))
+                out.append(host_from_props(props, vcenter, datacenter, cluster, release))
+        return tuple(sorted(out, key=lambda h: h.name.lower()))
+
+
+def _text(props: Mapping[str, Any], path: str) -> str | None:
+    val = props.get(path)
+    return str(val).strip() or None if isinstance(val, str | int) else None
+
+
+def _build(props: Mapping[str, Any]) -> int | None:
+    text = _text(props, "summary.config.product.build")
+    return int(text) if text and text.isdigit() else None
+
+
+def _serial(props: Mapping[str, Any]) -> str | None:
+    serial = _text(props, "hardware.systemInfo.serialNumber")
+    if serial:
+        return serial
+    for info in as_list(props.get("hardware.systemInfo.otherIdentifyingInfo")):
+        if not isinstance(info, Data):
+            continue
+        key = (
+            info.get("identifierType", {}).get("key")
+            if isinstance(info.get("identifierType"), Data)
+            else None
+        )
+        if key in ("ServiceTag", "SerialNumberTag", "EnclosureSerialNumberTag") and info.get(
+            "identifierValue"
+        ):
+            return str(info["identifierValue"]).strip() or None
+    return None
+
+
+def _flag(raw: Any, default: bool) -> bool:
+    """xsd:boolean inside a data object arrives untyped, as the text "true"/"false"."""
+    if isinstance(raw, bool):
+        return raw
+    return raw.strip() == "true" if isinstance(raw, str) else default
+
+
+def _volumes(props: Mapping[str, Any]) -> list[tuple[str, str, bool, list[str]]]:
+    """(name, type, mounted-and-accessible, extent disk names) per file system volume."""
+    out = []
+    for mount in as_list(props.get("config.fileSystemVolume.mountInfo")):
+        if not isinstance(mount, Data) or not isinstance(mount.get("volume"), Data):
+            continue
+        volume, info = mount["volume"], mount.get("mountInfo") or Data("HostMountInfo")
+        ok = _flag(info.get("mounted"), True) and _flag(info.get("accessible"), True)
+        disks = [
+            e["diskName"] for e in as_list(volume.get("extent")) if isinstance(e, Data) and e.get("diskName")
+        ]
+        out.append((str(volume.get("name", "")), str(volume.get("type", "")), ok, disks))
+    return out
+
+
+def _adapters(props: Mapping[str, Any]) -> dict[str, Data]:
+    hbas = as_list(props.get("config.storageDevice.hostBusAdapter"))
+    return {str(h["device"]): h for h in hbas if isinstance(h, Data) and h.get("device")}
+
+
+def _kind_of_adapter(hba: Data) -> tuple[BootKind, str]:
+    driver, model = str(hba.get("driver", "")).lower(), str(hba.get("model", ""))
+    if driver in ("vmkusb", "usb-storage") or "usb" in model.lower():
+        if _SD_MODEL.search(model):
+            return BootKind.SD, f"adapter model {model!r} is an SD card reader"
+        return BootKind.USB, f"adapter driver {driver or '?'} is USB storage"
+    if _SD_MODEL.search(model):
+        return BootKind.SD, f"adapter model {model!r} is an SD card reader"
+    if "nvme" in driver:
+        return BootKind.NVME, f"adapter driver {driver} is NVMe"
+    if hba.type in ("HostFibreChannelHba", "HostInternetScsiHba", "HostFibreChannelOverEthernetHba"):
+        return BootKind.SAN, f"adapter is {hba.type.removeprefix('Host')}"
+    if driver in _SAN_DRIVERS:
+        return BootKind.SAN, f"adapter driver {driver} is a SAN initiator"
+    if "satadom" in model.lower():
+        return BootKind.SATADOM, f"adapter model {model!r} is a SATADOM"
+    return BootKind.DISK, f"adapter {hba.get('device')} ({driver or 'unknown driver'}) is a local controller"
+
+
+def detect_boot(props: Mapping[str, Any]) -> BootDevice:
+    """Boot device from HBAs and the BOOTBANK/OSDATA volumes (rules in the module docstring)."""
+    volumes = _volumes(props)
+    adapters = _adapters(props)
+    if "config.fileSystemVolume.mountInfo" not in props:
+        return BootDevice(reason="vCenter reported no file system volumes for this host")
+    osdata = [
+        disks[0]
+        for name, vtype, _ok, disks in volumes
+        if disks and (name.upper().startswith("OSDATA") or vtype.upper() in ("VMFSOS", "VMFS-L"))
+    ]
+    bootbanks = [v for v in volumes if v[0].upper().startswith("BOOTBANK")]
+    if osdata:
+        disk = osdata[0]
+        match = _MPX.match(disk)
+        hba = adapters.get(match.group(1)) if match else None
+        if hba is not None:
+            kind, why = _kind_of_adapter(hba)
+            return BootDevice(
+                kind, disk, str(hba["device"]), hba.get("driver") or None, f"OSDATA is on {disk}; {why}"
+            )
+        lowered = disk.lower()
+        kind = BootKind.NVME if lowered.startswith(("t10.nvme", "eui.")) else BootKind.DISK
+        return BootDevice(kind, disk, None, None, f"OSDATA is on {disk} (adapter not named by the device)")
+    flash = [(d, h) for d, h in adapters.items() if _kind_of_adapter(h)[0] in (BootKind.USB, BootKind.SD)]
+    if bootbanks and flash:
+        device, hba = sorted(flash)[0]
+        kind, why = _kind_of_adapter(hba)
+        reason = f"BOOTBANK volumes present and no OSDATA disk; {why} ({device})"
+        return BootDevice(kind, None, device, hba.get("driver") or None, reason)
+    if not bootbanks:
+        return BootDevice(reason="no BOOTBANK or OSDATA volume reported (stateless/PXE host?)")
+    return BootDevice(
+        reason="bootbank volumes do not name their device, no OSDATA disk and no USB/SD adapter"
+    )
+
+
+def bootbank_mounted(props: Mapping[str, Any]) -> bool | None:
+    """True when every BOOTBANK volume is mounted and accessible; None when there is none."""
+    states = [ok for name, _t, ok, _d in _volumes(props) if name.upper().startswith("BOOTBANK")]
+    return all(states) if states else None
+
+
+def _drivers(props: Mapping[str, Any]) -> Mapping[str, str]:
+    names = [h.get("driver") for h in _adapters(props).values()]
+    names += [n.get("driver") for n in as_list(props.get("config.network.pnic")) if isinstance(n, Data)]
+    return MappingProxyType({str(n): "" for n in sorted({n for n in names if n})})
+
+
+def _connection(raw: Any) -> ConnectionState:
+    try:
+        return ConnectionState(raw)
+    except ValueError:
+        return ConnectionState.UNKNOWN
+
+
+def _power(raw: Any) -> PowerState:
+    try:
+        return PowerState(raw)
+    except ValueError:
+        return PowerState.UNKNOWN
+
+
+def host_from_props(
+    props: Mapping[str, Any],
+    vcenter: str,
+    datacenter: str | None = None,
+    cluster: str | None = None,
+    release: ReleaseLookup | None = None,
+) -> Host:
+    build = _build(props)
+    issues = tuple(
+        str(i.get("fullFormattedMessage") or i.get("message") or i.type)
+        for i in as_list(props.get("configIssue"))
+        if isinstance(i, Data)
+    )
+    maintenance = props.get("runtime.inMaintenanceMode")
+    boot_time = props.get("runtime.bootTime")
+    return Host(
+        name=str(props["name"]),
+        build=build,
+        version=_text(props, "summary.config.product.version"),
+        release_name=release(build) if release and build is not None else None,
+        vcenter=vcenter,
+        datacenter=datacenter,
+        cluster=cluster,
+        boot_device=detect_boot(props),
+        bootbank_mounted=bootbank_mounted(props),
+        vendor=_text(props, "hardware.systemInfo.vendor"),
+        model=_text(props, "hardware.systemInfo.model"),
+        serial=_serial(props),
+        drivers=_drivers(props),
+        connection_state=_connection(props.get("runtime.connectionState")),
+        power_state=_power(props.get("runtime.powerState")),
+        in_maintenance=maintenance if isinstance(maintenance, bool) else None,
+        boot_time=boot_time if isinstance(boot_time, datetime) else None,
+        overall_status=_text(props, "overallStatus"),
+        config_issues=issues,
+        vm_count=len(as_list(props.get("vm"))),
+        source=f"vcenter:{vcenter}",
+    )
