@@ -23,6 +23,7 @@ from bot.store.kv import KeyValueRepo
 from bot.store.subscriptions import SubscriptionRepo
 
 if TYPE_CHECKING:
+    from bot.alerts.engine import AlertEngine
     from bot.commands import CommandSpec
 
 
@@ -70,3 +71,4 @@ class Services:
     catalog: BuildCatalog
     host_notes: tuple[HostNotes, ...] = ()
     commands: Mapping[str, CommandSpec] = field(default_factory=dict)
+    alerts: AlertEngine | None = None  # None: alerting not configured
