@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bot.config import Secret, VCenterSettings
 from bot.esxi import BuildCatalog
 from bot.model import BootKind, ConnectionState
 from bot.vsphere.client import VSphere
+from bot.vsphere.dump import dump_inventory
 from bot.vsphere.inventory import release_lookup
 from bot.vsphere.session import Endpoint, PinMismatch
 from tests.fixtures.vcsim import Vcsim, VcsimFactory
@@ -148,3 +151,20 @@ async def test_insecure_warns(vcsim: Vcsim, caplog: pytest.LogCaptureFixture) ->
     assert len(await vc.refresh()) == 8
     await vc.close()
     assert "verification is DISABLED" in caplog.text
+
+
+async def test_inventory_dump(vcsim: Vcsim) -> None:
+    settings = VCenterSettings(
+        name="vc1", host=vcsim.host, port=vcsim.port, user=vcsim.user, password=Secret(vcsim.password),
+        ca_file=str(vcsim.ca_file),
+    )  # fmt: skip
+    code, text = await dump_inventory([settings], as_json=True)
+    assert code == 0
+    records = {h["name"]: h for h in json.loads(text)["hosts"]}
+    usb = records["esx-usb-01.lab.local"]
+    assert usb["boot_device"]["kind"] == "usb" and usb["release_name"] == "ESXi 7.0 Update 2a"
+    code, text = await dump_inventory([settings], as_json=False)
+    assert code == 0 and "usb (mpx.vmhba32:C0:T0:L0, vmhba32, vmkusb)" in text and "8 hosts from 1/1" in text
+    wrong = VCenterSettings(name="vc2", host=vcsim.host, port=1, user="u", password=Secret("p"))
+    code, text = await dump_inventory([settings, wrong], as_json=False)
+    assert code == 1 and "vCenter vc2: ConnectionRefusedError" in text
