@@ -173,6 +173,7 @@ async def test_tls_listener(harness: Harness, tls_files: tuple[Path, Path]) -> N
     client = ssl.create_default_context(cafile=str(cert))
     async with harness.receiver(config) as receiver:
         host, port = receiver.addresses["tls"]
+        await _tcp_send((host, port), [random.Random(3).randbytes(5000)])  # not TLS at all
         _, writer = await asyncio.open_connection(host, port, ssl=client)
         writer.write(_octet(IN_DOUBT.format(host="esx-usb-01.lab.example", dev=USB)))
         writer.write(LOSS.format(host="esx-usb-01.lab.example").encode() + b"\n")
@@ -190,11 +191,16 @@ async def test_tls_needs_cert_and_key(harness: Harness) -> None:
 
 
 async def _still_works(harness: Harness, receiver: SyslogReceiver) -> None:
+    """A good line over TCP and one over UDP still signal (UDP is lossy: resend until seen)."""
     before = len(harness.signals)
     await _tcp_send(receiver.addresses["tcp"], [b"\n" + _octet(LOSS.format(host="esx-usb-01.lab.example"))])
-    _udp_send(receiver.addresses["udp"], [IN_DOUBT.format(host="esx-usb-01.lab.example", dev=USB).encode()])
-    await _until(lambda: len(harness.signals) >= before + 2)
-    assert {s.kind for s in harness.signals[before:]} == {SignalKind.LOSS, SignalKind.PRECURSOR}
+    await _until(lambda: len(harness.signals) == before + 1)
+    line = IN_DOUBT.format(host="esx-usb-01.lab.example", dev=USB).encode()
+    async with asyncio.timeout(5):
+        while len(harness.signals) == before + 1:
+            _udp_send(receiver.addresses["udp"], [line])
+            await asyncio.sleep(0.05)
+    assert [s.kind for s in harness.signals[before : before + 2]] == [SignalKind.LOSS, SignalKind.PRECURSOR]
 
 
 async def test_one_megabyte_of_random_bytes_is_survived(harness: Harness) -> None:
@@ -208,7 +214,7 @@ async def test_one_megabyte_of_random_bytes_is_survived(harness: Harness) -> Non
     assert stats.received > 1000
     assert stats.dropped_garbage + stats.dropped_oversize > 1000
     assert stats.buffered_bytes == 0
-    assert len(harness.signals) == 2
+    assert stats.signals >= 2
 
 
 async def test_hundred_thousand_malformed_lines_are_counted(harness: Harness) -> None:
