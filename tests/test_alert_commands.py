@@ -1,0 +1,87 @@
+"""The alert commands through the real dispatcher (roles, parsing, audit) with an engine on a fake clock."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.alerts.engine import AlertEngine, EngineConfig, Signal
+from bot.alerts.oncall import parse_oncall
+from bot.inventory import find_host
+from bot.model import AlertState
+from bot.outbox import Outbox
+from bot.store.outbox import OutboxRepo
+from handlers import ALL
+from handlers.alerts import ack, alerts, oncall, resolve, silence, unsilence
+from tests.alert_harness import ONCALL
+from tests.fixtures.bot import ADMIN, OPERATOR, VIEWER, MakeBot, TestBot
+
+HOST = "esx01.lab.local"
+
+
+async def alert_bot(make_bot: MakeBot) -> tuple[TestBot, AlertEngine]:
+    bot = await make_bot(specs=[*ALL, alerts, ack, resolve, silence, unsilence, oncall])
+    services = bot.app.services
+    engine = AlertEngine(
+        bot.app.db,
+        Outbox(OutboxRepo(bot.app.db), services.store.subscriptions, bot.clock),
+        bot.clock,
+        hosts=lambda name: find_host(services.inventory.hosts(), name),
+        policy=parse_oncall(ONCALL),
+        config=EngineConfig(),
+    )
+    bot.app.dispatcher.services = replace(services, alerts=engine)
+    return bot, engine
+
+
+async def test_alerts_ack_and_resolve(make_bot: MakeBot) -> None:
+    bot, engine = await alert_bot(make_bot)
+    assert (await bot.say("alerts", as_user=VIEWER)).summary == "No open alerts."
+    rec = await engine.ingest(Signal(HOST, "bootbank-loss", source="test"))
+    assert rec is not None
+    bot.clock.advance(30)
+    await engine.tick()
+    listing = await bot.say("alerts", as_user=VIEWER)
+    assert listing.data["alerts"][0]["state"] == "firing" and listing.data["alerts"][0]["host"] == HOST
+    denied = await bot.say(f"ack {rec.id}", as_user=VIEWER)
+    assert not denied.ok and "operator" in denied.summary
+    acked = await bot.say(f"ack #{rec.id}", as_user=OPERATOR)
+    assert acked.ok and "acknowledged" in acked.summary
+    assert not (await bot.say("ack 999", as_user=OPERATOR)).ok
+    assert not (await bot.say("ack banana", as_user=OPERATOR)).ok
+    done = await bot.say(f"resolve {rec.id}", as_user=ADMIN)
+    assert done.ok
+    state = await engine.alerts.get(rec.id)
+    assert state is not None and state.state is AlertState.RESOLVED and state.resolved_by == ADMIN
+    assert not (await bot.say(f"resolve {rec.id}", as_user=ADMIN)).ok
+    audit = await bot.app.db.fetchall("SELECT command, outcome FROM audit WHERE command = 'resolve'")
+    assert [r["outcome"] for r in audit] == ["ok", "failed"]
+    assert (await bot.say("alerts all", as_user=VIEWER)).data["alerts"][0]["resolved_by"] == ADMIN
+
+
+async def test_silence_and_unsilence(make_bot: MakeBot) -> None:
+    bot, engine = await alert_bot(make_bot)
+    reply = await bot.say("silence esx01 2h swapping the USB stick", as_user=OPERATOR)
+    assert reply.ok and reply.data["silence"]["host"] == HOST
+    assert reply.data["silence"]["reason"] == "swapping the USB stick"
+    assert not (await bot.say("silence nohost 2h", as_user=OPERATOR)).ok
+    assert not (await bot.say("silence esx01 soon", as_user=OPERATOR)).ok
+    assert not (await bot.say("silence esx01 40d", as_user=OPERATOR)).ok
+    [active] = await engine.silences.active(bot.clock.now())
+    assert active.host == HOST
+    assert (await bot.say("unsilence esx01", as_user=OPERATOR)).ok
+    assert await engine.silences.active(bot.clock.now()) == []
+    assert "no active silence" in (await bot.say("unsilence esx01", as_user=OPERATOR)).summary
+
+
+async def test_oncall_now_and_next(make_bot: MakeBot) -> None:
+    bot, _ = await alert_bot(make_bot)
+    now = await bot.say("oncall", as_user=VIEWER)
+    assert now.data["person"] == "ann" and "Next level" in str(now.blocks)
+    nxt = await bot.say("oncall next", as_user=VIEWER)
+    assert nxt.data["person"] == "bob" and nxt.data["start"] == "2021-08-30T07:00:00+00:00"
+
+
+async def test_commands_say_when_alerting_is_off(make_bot: MakeBot) -> None:
+    bot = await make_bot(specs=[*ALL, alerts, ack])
+    reply = await bot.say("alerts", as_user=VIEWER)
+    assert not reply.ok and "not configured" in reply.summary
