@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.alerts.engine import AlertEngine, EngineConfig
+from bot.alerts.engine import AlertEngine
+from bot.alerts.intake import EngineConfig
 from bot.alerts.oncall import OnCallPolicy, parse_oncall
 from bot.chat.base import CommandHandler, TransportHealth
 from bot.clock import FakeClock

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.alerts.engine import AlertEngine, EngineConfig, Signal
+from bot.alerts.engine import AlertEngine
+from bot.alerts.intake import EngineConfig, Signal
 from bot.alerts.oncall import parse_oncall
 from bot.inventory import find_host
 from bot.model import AlertState

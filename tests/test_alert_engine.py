@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from bot.alerts.engine import EngineConfig, Signal, signal_from_log
+from bot.alerts.intake import EngineConfig, Signal, signal_from_log
 from bot.alerts.patterns import SignalKind
 from bot.alerts.signals import LogSignal
 from bot.messages import Actions, Fields, Text

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.alerts.engine import EngineConfig
+from bot.alerts.intake import EngineConfig
 from bot.alerts.pager import PagerDutySender, Webhook, WebhookSender, senders_from_extra
 from bot.config import Secret
 from tests.alert_harness import USB_HOST, RecordingAdapter, alert_rig
