@@ -24,9 +24,10 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from bot.alerts.intake import EngineConfig, Signal
+from bot.alerts.intake import EngineConfig, Signal, signal_from_log
 from bot.alerts.oncall import OnCallPolicy, parse_oncall
 from bot.alerts.page import FixHint, kind_spec, mentions, note, page, pager_event, people_of
+from bot.alerts.signals import LogSignal
 from bot.clock import Clock
 from bot.messages import Reply, Style
 from bot.model import AlertState, Host
@@ -119,6 +120,14 @@ class AlertEngine:
                 return rec
         log.error("could not open or find the %s alert of %s", signal.kind, signal.host)
         return None
+
+    async def ingest_log(self, sig: LogSignal) -> None:
+        """The syslog receiver's sink: log signals of known hosts become engine signals."""
+        signal = signal_from_log(sig)
+        if signal is None:
+            log.debug("log signal without an inventory host dropped: %s", sig.line[:120])
+            return
+        await self.ingest(signal)
 
     # ----- the scheduler's entry points -------------------------------------------------------------
     async def tick(self) -> int:
