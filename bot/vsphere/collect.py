@@ -13,7 +13,7 @@ import http.client
 
 from pyVmomi import vim
 
-from bot.vsphere.inventory import PAGE_SIZE, PROPERTY_SETS, Snapshot, retrieve_all
+from bot.vsphere.inventory import FIELDS, PAGE_SIZE, PROPERTY_SETS, Snapshot, retrieve_all
 from bot.vsphere.session import Session
 from bot.vsphere.soap import (
     MoRef,
@@ -81,7 +81,7 @@ class Watch:
             payload = self._session.post(
                 wait_request(self._collector, self._version, wait_seconds, self._max)
             )
-            updates = parse_updates(payload)
+            updates = parse_updates(payload, FIELDS)
             if updates is None:
                 return changed
             if not self._version:

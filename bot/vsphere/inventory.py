@@ -67,7 +67,14 @@ PROPERTY_SETS = (
     PropertySet("Folder", ("name", "parent")),
     PropertySet("Datacenter", ("name",)),
 )
-VIEW_TYPES = ("HostSystem", "ComputeResource", "Folder", "Datacenter")
+# Data-object fields read by the conversion below; everything else is skipped while parsing.
+FIELDS = frozenset(
+    {
+        "device", "driver", "model", "volume", "mountInfo", "name", "type", "extent", "diskName",
+        "mounted", "accessible", "fullFormattedMessage", "message",
+        "identifierValue", "identifierType", "key",
+    }
+)  # fmt: skip
 PAGE_SIZE = 1000
 
 Post = Callable[[bytes], bytes]  # one SOAP request → response body (raises SoapFault/OSError)
@@ -90,10 +97,10 @@ def release_lookup(catalog: BuildCatalog) -> ReleaseLookup:
 
 def retrieve_all(post: Post, collector: MoRef, spec: str, page_size: int = PAGE_SIZE) -> list[ObjectContent]:
     """RetrievePropertiesEx, then ContinueRetrievePropertiesEx while vCenter hands out a token."""
-    page = parse_retrieve(post(retrieve_request(collector, spec, page_size)))
+    page = parse_retrieve(post(retrieve_request(collector, spec, page_size)), FIELDS)
     objects = list(page.objects)
     while page.token:
-        page = parse_retrieve(post(continue_request(collector, page.token)))
+        page = parse_retrieve(post(continue_request(collector, page.token)), FIELDS)
         objects.extend(page.objects)
     return objects
 
