@@ -25,6 +25,7 @@ from bot.store.subscriptions import SubscriptionRepo
 if TYPE_CHECKING:
     from bot.alerts.engine import AlertEngine
     from bot.commands import CommandSpec
+    from bot.jobs import JobRunner
 
 
 class HostNotes(Protocol):
@@ -71,4 +72,5 @@ class Services:
     catalog: BuildCatalog
     host_notes: tuple[HostNotes, ...] = ()
     commands: Mapping[str, CommandSpec] = field(default_factory=dict)
+    jobs: JobRunner | None = None  # host actions (patch, shutdown, …); None: no vCenter/BMC wired
     alerts: AlertEngine | None = None  # None: alerting not configured
