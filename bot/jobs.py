@@ -1,0 +1,370 @@
+"""The host-action job runner: durable state machines for patch, shutdown, reboot, maintenance, power-on.
+
+A job is created with its steps and host locks in one transaction (``JobRepo.create``), then run
+step by step in a background task. Every step is recorded (start, end, result) and audited, and the
+progress message in the thread under the command is edited in place through the outbox. Before each
+step the runner re-reads the job: ``cancel`` stops it there (a running vCenter task is not killed).
+The first failing step ends the job as ``failed``; what state each host is left in is in the report.
+
+After a restart, ``recover`` marks every job still ``running`` as ``interrupted``, with the step it
+was in and each host's real state read from vCenter, and posts that report. Nothing is re-run: the
+operator runs the command again, which takes a new confirmation and new pre-checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.bmc import BmcDirectory
+from bot.clock import Clock
+from bot.job_steps import StepFailed, execute
+from bot.messages import Fields, Reply, Style, Table, Text
+from bot.model import Host, JobState
+from bot.outbox import Outbox
+from bot.redfish import RedfishClient, RedfishError
+from bot.store.audit import AuditRepo
+from bot.store.jobs import JobRecord, JobRepo, StepRecord, StepSpec
+from bot.vsphere.actions import ActionError, HostActions, HostState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    """Timeouts (seconds) and policies; ``depot_url`` may use {version}, {build} and {name}."""
+
+    depot_url: str = ""
+    vm_policy: str = "power-off"  # after guest shutdown: power-off | leave | abort
+    guest_timeout: float = 300.0
+    maintenance_timeout: float = 900.0
+    maintenance_retries: int = 2
+    maintenance_retry_delay: float = 30.0
+    task_timeout: float = 1800.0
+    reconnect_timeout: float = 1800.0
+    bmc_graceful_timeout: float = 300.0
+    bmc_force_timeout: float = 120.0
+    bmc_poll: float = 2.0
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> JobSettings:
+        known = {k: data[k] for k in cls.__slots__ if k in data}
+        if known.get("vm_policy", "power-off") not in ("power-off", "leave", "abort"):
+            raise ValueError("jobs.vm_policy must be power-off, leave or abort")
+        return cls(**known)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    kind: str
+    requested_by: str
+    confirmed_by: str | None
+    conversation: str
+    thread: str | None
+    hosts: tuple[Host, ...]
+    plan: Mapping[str, Any]
+    steps: tuple[StepSpec, ...]
+
+
+def _elapsed(step: StepRecord) -> str:
+    if step.started_at is None:
+        return ""
+    end = step.ended_at if step.ended_at is not None else step.started_at
+    return f"{end - step.started_at:.0f}s"
+
+
+def render(job: JobRecord, *, note: str | None = None) -> Reply:
+    """A job's card: state, who, and every step with its result."""
+    style = {
+        JobState.SUCCEEDED: Style.SUCCESS,
+        JobState.FAILED: Style.ERROR,
+        JobState.INTERRUPTED: Style.WARNING,
+        JobState.CANCELLED: Style.WARNING,
+    }.get(job.state, Style.PLAIN)
+    step = job.step
+    where = (
+        f" at step {job.current_step + 1}/{len(job.steps)} ({step.name} {step.host or ''})" if step else ""
+    )
+    head = f"Job #{job.id} {job.kind} {', '.join(job.targets)}: {job.state.value}{where}"
+    rows = tuple(
+        (
+            str(s.idx + 1),
+            s.name,
+            s.host or "",
+            s.result or ("running" if s.started_at else "pending"),
+            _elapsed(s),
+        )
+        for s in job.steps
+    )
+    blocks: list[Any] = [Text(head, style)]
+    if note:
+        blocks.append(Text(note, style))
+    blocks.append(
+        Fields(
+            (
+                ("requested by", job.requested_by),
+                ("confirmed by", job.confirmed_by or "-"),
+                ("cancel requested", f"yes, by {job.cancelled_by}" if job.cancel_requested else "no"),
+            )
+        )
+    )
+    blocks.append(Table(("#", "step", "host", "result", "took"), rows))
+    summary = f"{head}. {note}" if note else head
+    return Reply(
+        summary=summary,
+        blocks=tuple(blocks),
+        ok=job.state is not JobState.FAILED,
+        data={"job": job.id, "state": job.state.value, "step": job.current_step},
+        in_thread=True,
+    )
+
+
+class JobRunner:
+    """Runs jobs of this bot instance; ``owner`` tells its jobs apart from another instance's."""
+
+    def __init__(
+        self,
+        repo: JobRepo,
+        outbox: Outbox,
+        audit: AuditRepo,
+        clock: Clock,
+        *,
+        actions: Mapping[str, HostActions],
+        bmcs: BmcDirectory | None = None,
+        settings: JobSettings | None = None,
+    ) -> None:
+        self.repo = repo
+        self.settings = settings or JobSettings()
+        self.owner = secrets.token_hex(6)
+        self._outbox = outbox
+        self._audit = audit
+        self._clock = clock
+        self._actions = dict(actions)
+        self._bmcs = bmcs
+        self._tasks: dict[int, asyncio.Task[JobRecord]] = {}
+        self._hosts: dict[str, Host] = {}
+        self._scratch: dict[tuple[int, str], Any] = {}
+
+    # --- where things are -------------------------------------------------------------------
+
+    def actions_for(self, host: Host) -> HostActions | None:
+        if host.vcenter and host.vcenter in self._actions:
+            return self._actions[host.vcenter]
+        return next(iter(self._actions.values())) if len(self._actions) == 1 else None
+
+    def has_bmc(self, host: Host) -> bool:
+        return self._bmcs is not None and self._bmcs.find(host_name=host.name, serial=host.serial) is not None
+
+    async def state_of(self, host: Host) -> HostState | None:
+        actions = self.actions_for(host)
+        if actions is None:
+            return None
+        try:
+            return await actions.state(host.name)
+        except (ActionError, OSError) as exc:
+            log.warning("cannot read the state of %s: %s", host.name, exc)
+            return None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def submit(self, request: JobRequest) -> JobRecord:
+        """Create the job (locks its hosts or raises ``HostBusy``), post its card, start running it."""
+        now = self._clock.now().timestamp()
+        job = await self.repo.create(
+            kind=request.kind,
+            requested_by=request.requested_by,
+            confirmed_by=request.confirmed_by,
+            conversation=request.conversation,
+            thread=request.thread,
+            targets=[h.name for h in request.hosts],
+            plan=request.plan,
+            steps=request.steps,
+            now=now,
+        )
+        for host in request.hosts:
+            self._hosts[host.name] = host
+        key = f"job-{job.id}-progress"
+        await self.repo.cas(
+            job.id, job.version, now=now, progress_key=key, owner=self.owner, state=JobState.RUNNING
+        )
+        job = await self._reload(job.id)
+        await self._outbox.enqueue(job.conversation, render(job), thread=job.thread, key=key)
+        self._tasks[job.id] = asyncio.create_task(self._run(job.id), name=f"job-{job.id}")
+        return job
+
+    async def wait(self, job_id: int) -> JobRecord:
+        """Until the job's task ends (tests, shutdown); the stored record."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.shield(task)
+        return await self._reload(job_id)
+
+    async def close(self) -> None:
+        """Stop waiting on running jobs; their rows stay ``running`` and the next start reports them."""
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def cancel(self, job_id: int, *, by: str) -> JobRecord | None:
+        if not await self.repo.request_cancel(job_id, by=by, now=self._clock.now().timestamp()):
+            return None
+        job = await self._reload(job_id)
+        await self._progress(job, f"Cancel requested by {by}: stopping before the next step.")
+        return job
+
+    async def recover(self) -> list[JobRecord]:
+        """Mark jobs left ``running`` by a previous process as ``interrupted`` and report each."""
+        reported = []
+        for job in await self.repo.in_state(JobState.RUNNING):
+            if job.id in self._tasks:
+                continue
+            now = self._clock.now().timestamp()
+            step = job.step
+            if not await self.repo.cas(
+                job.id,
+                job.version,
+                now=now,
+                state=JobState.INTERRUPTED,
+                result="bot restarted while the job ran",
+            ):
+                continue
+            if step is not None and step.started_at is not None and step.ended_at is None:
+                await self.repo.end_step(job.id, step.idx, "interrupted: outcome unknown", now)
+            await self.repo.release_locks(job.id)
+            states = []
+            for name in job.targets:
+                host = self._hosts.get(name) or Host(name=name)
+                state = await self.state_of(host)
+                states.append(
+                    f"{name}: {state.describe() if state else 'state unknown (vCenter not answering)'}"
+                )
+            where = f"step {step.idx + 1} ({step.name} on {step.host})" if step else "its end"
+            note = (
+                f"The bot restarted while this job was at {where}. Host state now: {'; '.join(states)}. "
+                "Nothing is re-run on its own: check the hosts, then run the command again (it asks for a "
+                "new confirmation)."
+            )
+            job = await self._reload(job.id)
+            await self._record(job, "interrupted", note)
+            await self._progress(job, note, final=True)
+            reported.append(job)
+        return reported
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def _reload(self, job_id: int) -> JobRecord:
+        job = await self.repo.get(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} is gone")
+        return job
+
+    async def _run(self, job_id: int) -> JobRecord:
+        job = await self._reload(job_id)
+        try:
+            while job.step is not None:
+                if job.cancel_requested:
+                    return await self._finish(
+                        job,
+                        JobState.CANCELLED,
+                        f"cancelled by {job.cancelled_by} before step {job.current_step + 1}",
+                    )
+                step = job.step
+                now = self._clock.now().timestamp()
+                await self.repo.start_step(job.id, step.idx, now)
+                await self._progress(await self._reload(job.id))
+                try:
+                    result = await self._execute(job, step)
+                except (StepFailed, ActionError, RedfishError) as exc:
+                    await self.repo.end_step(
+                        job.id, step.idx, f"failed: {exc}", self._clock.now().timestamp()
+                    )
+                    job = await self._reload(job.id)
+                    await self._record(job, "step-failed", f"{step.name} {step.host}: {exc}")
+                    return await self._finish(job, JobState.FAILED, await self._failure_note(job, step, exc))
+                await self.repo.end_step(job.id, step.idx, result, self._clock.now().timestamp())
+                await self._record(job, "step-ok", f"{step.name} {step.host}: {result}")
+                job = await self._reload(job.id)
+                if not await self.repo.cas(
+                    job.id, job.version, now=self._clock.now().timestamp(), current_step=job.current_step + 1
+                ):
+                    log.warning("job %d changed under its runner; stopping", job.id)
+                    return await self._reload(job.id)
+                job = await self._reload(job.id)
+            return await self._finish(job, JobState.SUCCEEDED, "all steps done")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("job %d crashed", job_id)
+            job = await self._reload(job_id)
+            return await self._finish(job, JobState.FAILED, f"internal error: {type(exc).__name__}")
+
+    async def _failure_note(self, job: JobRecord, step: StepRecord, exc: Exception) -> str:
+        host = self._hosts.get(step.host or "") or Host(name=step.host or "?")
+        state = await self.state_of(host)
+        seen = state.describe() if state else "state unknown"
+        rest = [
+            h
+            for h in job.targets
+            if h != step.host and not any(s.host == h and s.ended_at is not None for s in job.steps)
+        ]
+        left = f" Not started: {', '.join(rest)}." if rest else ""
+        mm = " It is left in maintenance mode." if state is not None and state.in_maintenance else ""
+        return f"Stopped: {step.name} on {step.host} failed ({exc}). {step.host} is now {seen}.{mm}{left}"
+
+    async def _finish(self, job: JobRecord, state: JobState, note: str) -> JobRecord:
+        await self.repo.cas(job.id, job.version, now=self._clock.now().timestamp(), state=state, result=note)
+        await self.repo.release_locks(job.id)
+        job = await self._reload(job.id)
+        await self._record(job, state.value, note)
+        await self._progress(job, note, final=True)
+        return job
+
+    async def _progress(self, job: JobRecord, note: str | None = None, *, final: bool = False) -> None:
+        card = render(job, note=note)
+        key = job.progress_key or f"job-{job.id}-progress"
+        edit = await self.repo.next_edit(job.id)
+        await self._outbox.enqueue(
+            job.conversation, card, thread=job.thread, key=f"{key}/{edit}", edit_of=key
+        )
+        if final:
+            await self._outbox.enqueue(
+                job.conversation,
+                Reply(summary=card.summary, blocks=card.blocks[:2], ok=card.ok),
+                thread=job.thread,
+                key=f"{key}/final",
+            )
+
+    async def _record(self, job: JobRecord, outcome: str, detail: str) -> None:
+        await self._audit.record(
+            at=self._clock.now(), user_id=job.requested_by, conversation=job.conversation,
+            text=f"job #{job.id} {job.kind} {' '.join(job.targets)}"[:500], command=f"job:{job.kind}",
+            outcome=outcome, detail=detail[:1000], ref=f"job-{job.id}",
+        )  # fmt: skip
+
+    async def _execute(self, job: JobRecord, step: StepRecord) -> str:
+        host = self._hosts.get(step.host or "") or Host(name=step.host or "")
+        return await execute(self, job, step, host)
+
+    # --- what the step table needs --------------------------------------------------------------
+
+    def require_actions(self, host: Host) -> HostActions:
+        actions = self.actions_for(host)
+        if actions is None:
+            raise StepFailed(f"no vCenter configured for {host.name}")
+        return actions
+
+    def redfish(self, host: Host) -> RedfishClient:
+        bmc = self._bmcs.find(host_name=host.name, serial=host.serial) if self._bmcs else None
+        if bmc is None:
+            raise StepFailed(f"no BMC configured for {host.name}")
+        return RedfishClient(bmc, poll_interval=self.settings.bmc_poll)
+
+    def remember(self, job: JobRecord, key: str, value: Any) -> None:
+        self._scratch[(job.id, key)] = value
+
+    def recall(self, job: JobRecord, key: str) -> Any:
+        return self._scratch.get((job.id, key))
