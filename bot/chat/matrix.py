@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "matrix"
 _PERMANENT = {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE", "M_UNKNOWN"}
+_TIMELINE_LIMIT = 100
 _SYNC_FILTER: dict[str, Any] = {
     "presence": {"not_types": ["*"]},
     "account_data": {"not_types": ["*"]},
@@ -89,6 +90,7 @@ class MatrixAdapter:
         self._ready = asyncio.Event()
         self._allowed_rooms: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._room_locks: dict[str, asyncio.Lock] = {}
         self._last_sync: float | None = None
 
     @property
@@ -176,7 +178,7 @@ class MatrixAdapter:
     def _collect(self, response: Any) -> list[InboxItem]:
         items: list[InboxItem] = []
         for room_id, info in response.rooms.join.items():
-            if info.timeline.limited:
+            if info.timeline.limited and len(info.timeline.events) >= _TIMELINE_LIMIT:
                 log.warning(
                     "matrix: %s had more events than one sync holds; older ones were skipped", room_id
                 )
@@ -350,7 +352,14 @@ class MatrixAdapter:
             raise DeliveryError(f"matrix: {exc!r}") from exc
 
     async def _send_content(self, room: str, content: dict[str, Any], txn_id: str) -> str:
-        """Send one event, waiting out ``M_LIMIT_EXCEEDED`` up to ``max_rate_wait`` seconds in total."""
+        """Send one event, waiting out ``M_LIMIT_EXCEEDED`` up to ``max_rate_wait`` seconds in total.
+
+        One send at a time per room: keeps the room's order and stops a herd of retries after a 429.
+        """
+        async with self._room_locks.setdefault(room, asyncio.Lock()):
+            return await self._send_waiting(room, content, txn_id)
+
+    async def _send_waiting(self, room: str, content: dict[str, Any], txn_id: str) -> str:
         waited = 0.0
         while True:
             try:
