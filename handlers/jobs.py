@@ -79,6 +79,10 @@ def plan_reply(plan: Plan, overrides: frozenset[str], *, dry_run: bool = False) 
     if dry_run:
         blocks.append(Text("Dry run: nothing was changed and nothing is pending.", Style.WARNING))
         return Reply(summary=f"{head}. Dry run.", blocks=tuple(blocks), ok=False, data={"dry_run": True})
+    locks = [c for c in blocking if c.name == "lock"]
+    if locks:
+        text = f"Refused: {'; '.join(f'{c.host}: {c.detail}' for c in locks)}. See `jobs`."
+        return Reply(summary=text, blocks=tuple(blocks), ok=False)
     if blocking:
         names = ",".join(sorted({c.name for c in blocking}))
         text = f"{head}. Pre-checks failed; fix them or add `--override {names}` (audited)."

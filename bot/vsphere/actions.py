@@ -81,7 +81,8 @@ def door_for(vsphere: VSphere) -> Door:
 
 
 def _fault_text(exc: BaseException) -> str:
-    msg = getattr(exc, "msg", None) or getattr(exc, "text", None) or ""
+    # PlatformConfigFault carries the host's own words in ``text``; ``msg`` may be a generic label.
+    msg = getattr(exc, "text", None) or getattr(exc, "msg", None) or ""
     name = type(exc).__name__.rsplit(".", 1)[-1]
     return f"{name}: {msg}" if msg else name
 
@@ -262,27 +263,39 @@ class HostActions:
         task = await self._start(host, start)
         await self.wait_task(task, limit, f"patch install on {host}")
 
-    async def vm_power(self, host: str, vm_names: Sequence[str], action: str, *, limit: float) -> None:
-        """``shutdown-guest`` (tools), ``power-off`` or ``suspend`` the named VMs of the host."""
-        names = set(vm_names)
+    async def vm_power(
+        self, host: str, vm_names: Sequence[str], action: str, *, limit: float
+    ) -> tuple[str, ...]:
+        """``shutdown-guest``, ``power-off`` or ``suspend`` the named powered-on VMs of the host.
 
-        def start(si: Any) -> list[str]:
+        Returns the VMs that refused (a guest shutdown needs VMware Tools; vCenter says so per VM).
+        """
+        names = set(vm_names)
+        if action not in ("shutdown-guest", "power-off", "suspend"):
+            raise ActionError(f"unknown VM action {action}")
+
+        def start(si: Any) -> tuple[list[str], list[str]]:
             tasks: list[str] = []
+            refused: list[str] = []
             for vm in _find_host(si, host).vm or []:
                 if vm.name not in names or str(vm.runtime.powerState) != "poweredOn":
                     continue
-                if action == "shutdown-guest":
-                    vm.ShutdownGuest()
-                elif action == "power-off":
-                    tasks.append(str(vm.PowerOffVM_Task()._moId))
-                elif action == "suspend":
-                    tasks.append(str(vm.SuspendVM_Task()._moId))
-                else:
-                    raise ActionError(f"unknown VM action {action}")
-            return tasks
+                try:
+                    if action == "shutdown-guest":
+                        vm.ShutdownGuest()
+                    elif action == "power-off":
+                        tasks.append(str(vm.PowerOffVM_Task()._moId))
+                    else:
+                        tasks.append(str(vm.SuspendVM_Task()._moId))
+                except vmodl.MethodFault as exc:
+                    log.info("%s of VM %s on %s refused: %s", action, vm.name, host, _fault_text(exc))
+                    refused.append(str(vm.name))
+            return tasks, refused
 
-        for task in cast(list[str], await self._run(start)):
+        tasks, refused = cast(tuple[list[str], list[str]], await self._run(start))
+        for task in tasks:
             await self.wait_task(task, limit, f"{action} of VMs on {host}")
+        return tuple(refused)
 
     async def wait_vms_off(self, host: str, vm_names: Sequence[str], limit: float) -> tuple[str, ...]:
         """Wait until the named VMs are off; returns those still powered on at the deadline."""
