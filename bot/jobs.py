@@ -22,6 +22,7 @@ from typing import Any
 
 from bot.bmc import BmcDirectory
 from bot.clock import Clock
+from bot.host_ops import ActionError, HostOps, HostState
 from bot.job_steps import StepFailed, execute
 from bot.messages import Fields, Reply, Style, Table, Text
 from bot.model import Host, JobState
@@ -29,7 +30,6 @@ from bot.outbox import Outbox
 from bot.redfish import RedfishClient, RedfishError
 from bot.store.audit import AuditRepo
 from bot.store.jobs import JobRecord, JobRepo, StepRecord, StepSpec
-from bot.vsphere.actions import ActionError, HostActions, HostState
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class JobRunner:
         audit: AuditRepo,
         clock: Clock,
         *,
-        actions: Mapping[str, HostActions],
+        actions: Mapping[str, HostOps],
         bmcs: BmcDirectory | None = None,
         settings: JobSettings | None = None,
     ) -> None:
@@ -151,7 +151,7 @@ class JobRunner:
 
     # --- where things are -------------------------------------------------------------------
 
-    def actions_for(self, host: Host) -> HostActions | None:
+    def actions_for(self, host: Host) -> HostOps | None:
         if host.vcenter and host.vcenter in self._actions:
             return self._actions[host.vcenter]
         return next(iter(self._actions.values())) if len(self._actions) == 1 else None
@@ -351,7 +351,7 @@ class JobRunner:
 
     # --- what the step table needs --------------------------------------------------------------
 
-    def require_actions(self, host: Host) -> HostActions:
+    def require_actions(self, host: Host) -> HostOps:
         actions = self.actions_for(host)
         if actions is None:
             raise StepFailed(f"no vCenter configured for {host.name}")

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.esxi import KnownBuild
+from bot.host_ops import HostState
 from bot.store.jobs import StepSpec
-from bot.vsphere.actions import HostState
 
 CHECK_NAMES = (
     "connected",

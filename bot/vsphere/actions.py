@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from pyVmomi import vim, vmodl
 
 from bot.clock import Clock
+from bot.host_ops import ActionError, HostState, VmState
 
 if TYPE_CHECKING:
     from bot.vsphere.client import VSphere
@@ -27,48 +28,6 @@ log = logging.getLogger(__name__)
 
 Door = Callable[[Callable[[Any], Any]], Awaitable[Any]]
 POLL = 0.25  # seconds between task / state polls
-
-
-class ActionError(Exception):
-    """A vCenter operation failed or timed out; ``str()`` is fit for chat."""
-
-
-@dataclass(frozen=True, slots=True)
-class VmState:
-    name: str
-    power: str  # poweredOn, poweredOff, suspended
-    tools_running: bool
-
-
-@dataclass(frozen=True, slots=True)
-class HostState:
-    """What vCenter says about one host right now, with the cluster facts the pre-checks need."""
-
-    name: str
-    connection: str  # connected, notResponding, disconnected
-    power: str  # poweredOn, poweredOff, standBy, unknown
-    in_maintenance: bool
-    version: str | None
-    build: int | None
-    boot_time: datetime | None
-    bootbank_mounted: bool | None
-    reboot_required: bool | None
-    vms: tuple[VmState, ...] = ()
-    cluster: str | None = None
-    drs_enabled: bool | None = None
-    drs_behavior: str | None = None  # manual, partiallyAutomated, fullyAutomated
-    ha_admission_control: bool | None = None
-    vsan_enabled: bool | None = None
-    cluster_hosts_in_maintenance: tuple[str, ...] = ()
-
-    @property
-    def powered_on_vms(self) -> tuple[VmState, ...]:
-        return tuple(vm for vm in self.vms if vm.power == "poweredOn")
-
-    def describe(self) -> str:
-        mm = "in maintenance mode" if self.in_maintenance else "not in maintenance mode"
-        build = f"build {self.build}" if self.build else "build unknown"
-        return f"{self.connection}, power {self.power}, {mm}, {build}"
 
 
 def door_for(vsphere: VSphere) -> Door:
