@@ -25,7 +25,8 @@ from bot.store.db import Database, open_database
 from bot.store.migrate import migrate
 from tests.fixtures.postgres import PostgresServer
 
-FAST = LeaderTiming(heartbeat=0.2, lease=1.0, retry=0.2, keepalive_idle=2, keepalive_interval=1)
+# a long lease: a loaded CI machine must not end a term by a slow heartbeat; a cut connection ends it at once
+FAST = LeaderTiming(heartbeat=0.2, lease=5.0, retry=0.2, keepalive_idle=2, keepalive_interval=1)
 
 
 async def opened(url: str) -> Database:
