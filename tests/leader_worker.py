@@ -22,7 +22,7 @@ from bot.store.db import open_database
 from bot.store.outbox import OutboxRepo
 from bot.store.subscriptions import SubscriptionRepo
 
-TIMING = LeaderTiming(heartbeat=0.5, lease=2.0, retry=0.5, keepalive_idle=2, keepalive_interval=1)
+TIMING = LeaderTiming(heartbeat=0.5, lease=5.0, retry=0.5, keepalive_idle=2, keepalive_interval=1)
 
 
 class SinkAdapter:

@@ -87,6 +87,17 @@ async def test_failing_migration_leaves_no_half_version(db: Database) -> None:
         await db.fetchall("SELECT * FROM half")
 
 
+async def test_booleans_and_percent_signs_pass_through(db: Database) -> None:
+    await db.execute(
+        "INSERT INTO confirmations (token, user_id, conversation, command, text, created_at, expires_at,"
+        " second_person) VALUES (?, 'u', 'c', 'patch', '100% sure?', 0, 1, ?)",
+        ("t1", True),
+    )
+    row = await db.fetchone("SELECT second_person, text FROM confirmations WHERE token = ?", ("t1",))
+    assert row == {"second_person": 1, "text": "100% sure?"}
+    assert await db.fetchone("UPDATE kv SET value = 'x' WHERE key = 'none'") is None
+
+
 async def test_transaction_commits_rolls_back_and_nests_flat(db: Database) -> None:
     kv = KeyValueRepo(db)
     async with db.transaction():

@@ -48,6 +48,11 @@ def translate(sql: str) -> str:
     return "".join(out)
 
 
+def adapt(params: Params) -> tuple[Any, ...]:
+    """``{bool}`` columns are integers on both backends: send Python booleans as 0/1, as sqlite3 does."""
+    return tuple(int(p) if isinstance(p, bool) else p for p in params)
+
+
 def redact_url(url: str) -> str:
     """The URL without its password, for error messages and logs."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
@@ -100,17 +105,17 @@ class PostgresDatabase:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self._locked() as conn:
-            cursor = await conn.execute(translate(sql), tuple(params))
+            cursor = await conn.execute(translate(sql), adapt(params))
             return max(cursor.rowcount, 0)
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         async with self._locked() as conn:
-            cursor = await conn.execute(translate(sql), tuple(params))
+            cursor = await conn.execute(translate(sql), adapt(params))
             return None if cursor.description is None else await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._locked() as conn:
-            cursor = await conn.execute(translate(sql), tuple(params))
+            cursor = await conn.execute(translate(sql), adapt(params))
             return [] if cursor.description is None else await cursor.fetchall()
 
     @asynccontextmanager
