@@ -37,6 +37,8 @@ class WebConfig:
     # per-platform threshold; None: connection state only (the console is idle by nature)
     stale_overrides: Mapping[str, float | None] = field(default_factory=lambda: {"console": None})
     self_check_interval: float = 5.0
+    # transports that run on the leader only (Matrix sync): not judged while this instance follows
+    leader_only: frozenset[str] = frozenset()
     probe_timeout: float = 3.0
 
 
@@ -94,6 +96,12 @@ class Health:
             return "single"
         return "leader" if self._leadership.is_leader else "follower"
 
+    def _judged(self) -> list[ChatAdapter]:
+        follower = self.role() == "follower"
+        return [
+            a for a in self._adapters.values() if not (follower and a.platform in self.config.leader_only)
+        ]
+
     def judge(self, health: TransportHealth) -> Check:
         """Connected, and (unless exempt) alive within the platform's staleness threshold."""
         name = f"chat:{health.platform}"
@@ -117,7 +125,7 @@ class Health:
 
     async def check(self) -> Readiness:
         checks = [await self._probe("database", lambda: self._db.fetchone("SELECT 1 AS ok"))]
-        checks += [self.judge(adapter.health()) for adapter in self._adapters.values()]
+        checks += [self.judge(adapter.health()) for adapter in self._judged()]
         checks += [await self._probe(f"vcenter:{n}", probe) for n, probe in self._vcenters.items()]
         ready = all(c.ok for c in checks)
         role = self.role()
@@ -128,7 +136,7 @@ class Health:
     def self_check_once(self) -> list[Check]:
         """Judge every transport; log changes, count reconnects, feed the metrics. Posts nothing."""
         results = []
-        for adapter in list(self._adapters.values()):
+        for adapter in self._judged():
             health = adapter.health()
             verdict = self.judge(health)
             platform = health.platform

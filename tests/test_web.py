@@ -125,6 +125,24 @@ async def test_healthz_and_readyz_follow_each_dependency(served: Served) -> None
     assert (status, body["role"], failing(body)) == (200, "leader", [])
 
 
+async def test_leader_only_transport_is_judged_on_the_leader_only(tmp_path: Path) -> None:
+    db = await open_database(str(tmp_path / "l.db"))
+    try:
+        matrix = SteeredTransport("matrix", connected=False, age=None)
+        leadership = LeaderState()
+        config = WebConfig(leader_only=frozenset({"matrix"}))
+        health = Health(
+            db=db, adapters={"matrix": matrix}, metrics=Metrics(), leadership=leadership, config=config
+        )
+        assert (await health.check()).ready  # a follower does not sync Matrix
+        leadership.set_term(3)
+        readiness = await health.check()
+        assert (readiness.ready, readiness.role) == (False, "leader")
+        assert [c.name for c in readiness.checks if not c.ok] == ["chat:matrix"]
+    finally:
+        await db.close()
+
+
 async def test_database_down_makes_readyz_fail(served: Served) -> None:
     await served.db.close()
     status, body = await get_json(f"{served.base}/readyz")
