@@ -61,19 +61,19 @@ async def test_confirm_by_reaction_and_by_typed_token(synapse_server: SynapseSer
         person(synapse_server, synapse_server.human) as ann,
     ):
         room = await room_with_bot(ann, bot_id)
-        proposal = await ask(ann, room, f"!esx reboot {HOST}", bot_id)
+        proposal = await ask(ann, room, f"!esx bounce {HOST}", bot_id)
         assert "React ✅ or type `!esx yes" in proposal["content"]["body"]
         mark = len(ann.events)
         await ann.react(room, proposal["event_id"])
         done = await ann.wait_for_message(room, bot_id, after=mark)
-        assert f"Rebooting {HOST}" in done["content"]["body"]
+        assert f"Bouncing {HOST}" in done["content"]["body"]
         assert done["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == proposal["event_id"]
 
-        second = await ask(ann, room, "!esx reboot esx02.lab.local", bot_id)
+        second = await ask(ann, room, "!esx bounce esx02.lab.local", bot_id)
         typed = await ask(ann, room, f"!esx yes {_token(second)}", bot_id)
-        assert "Rebooting esx02.lab.local" in typed["content"]["body"]
+        assert "Bouncing esx02.lab.local" in typed["content"]["body"]
         again = await ask(ann, room, f"!esx yes {_token(second)}", bot_id)
-        assert "Rebooting" not in again["content"]["body"]
+        assert "Bouncing" not in again["content"]["body"]
 
 
 async def test_a_user_who_is_not_allowed_is_refused_audited_and_cannot_invite(

@@ -50,16 +50,16 @@ async def test_commands_sent_while_down_read_only_run_stale_host_changes_do_not(
         async with running_bot(synapse_server, db_path):
             room = await room_with_bot(ann, bot_id)
         check = await ann.say(room, f"!esx check {HOST}")
-        reboot = await ann.say(room, "!esx reboot esx02.lab.local")
+        bounce = await ann.say(room, "!esx bounce esx02.lab.local")
         await asyncio.sleep(1.2)  # older than stale_after below
         async with running_bot(synapse_server, db_path, stale_after=1.0):
-            await ann.wait_for(lambda r, e: bool(_replies_to(ann, room, bot_id, reboot)))
+            await ann.wait_for(lambda r, e: bool(_replies_to(ann, room, bot_id, bounce)))
             await ann.wait_for(lambda r, e: bool(_replies_to(ann, room, bot_id, check)))
         async with running_bot(synapse_server, db_path, stale_after=1.0):
             await ask(ann, room, "!esx help", bot_id)  # one more full round trip after the restart
     assert HOST in _replies_to(ann, room, bot_id, check)[0]["content"]["body"]
-    ignored = _replies_to(ann, room, bot_id, reboot)
-    assert "Ignored `reboot esx02.lab.local`" in ignored[0]["content"]["body"]
+    ignored = _replies_to(ann, room, bot_id, bounce)
+    assert "Ignored `bounce esx02.lab.local`" in ignored[0]["content"]["body"]
     assert len(_replies_to(ann, room, bot_id, check)) == 1
     assert len(ignored) == 1
 
