@@ -1,37 +1,64 @@
 """The one composition root: settings → database → services → dispatcher → adapters, and back down.
 
-``App.open`` builds everything that does not talk to the outside; ``App.run`` runs the adapters and
-background loops in one ``asyncio.TaskGroup``; ``App.close`` tears down in reverse.
+``App.open`` builds everything without touching the network; ``App.run`` runs the chat adapters,
+their outbox delivery and the background loops (vCenter watchers, release polling, alert timers,
+syslog) in one ``asyncio.TaskGroup``; ``App.close`` tears down in reverse order.
+
+Sub-systems are configured by sections of the YAML file that land in ``settings.extra``:
+``sources``, ``match_rules``, ``alerts``, ``oncall``, ``pager``, ``syslog``, ``bmcs``, ``jobs``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import yaml
 
+from bot.alerts.engine import AlertEngine
+from bot.alerts.intake import EngineConfig
+from bot.alerts.oncall import parse_oncall
+from bot.alerts.pager import senders_from_extra
+from bot.alerts.patterns import load_rules
+from bot.alerts.scan import HostIndex
+from bot.alerts.syslog import SyslogConfig, SyslogReceiver
 from bot.auth import Policy
+from bot.bmc import BmcDirectory
 from bot.chat.base import ChatAdapter
 from bot.clock import Clock, SystemClock
 from bot.commands import CommandSpec, registry
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.dispatch import Dispatcher
 from bot.esxi import BuildCatalog
-from bot.inventory import Inventory, StaticInventory
+from bot.feeds.fetch import Fetcher
+from bot.feeds.sources import SourcePoller, parse_sources
+from bot.fix_hint import BootFixHint
+from bot.inventory import Inventory, MergedInventory, StaticInventory, find_host
 from bot.inventory_file import BuildLookup, load_inventory, parse_inventory
+from bot.jobs import JobRunner, JobSettings
+from bot.match_rules import RuleSet
 from bot.outbox import Outbox
+from bot.release_service import ReleaseAnnouncer, ReleaseService, bundled_releases
 from bot.services import Services, Store
 from bot.store.db import Database, open_database
+from bot.store.jobs import JobRepo
 from bot.store.migrate import migrate
 from bot.store.outbox import OutboxRepo
+from bot.store.releases import ReleaseRepo
+from bot.vsphere.actions import HostActions, door_for
+from bot.vsphere.client import VSphere
+from bot.vsphere.inventory import release_lookup
 
 log = logging.getLogger(__name__)
 
 DEMO_POLICY = {"console:*": "admin"}
+
+Loop = Callable[[], Coroutine[Any, Any, None]]
 
 
 def build_lookup(catalog: BuildCatalog) -> BuildLookup:
@@ -48,18 +75,38 @@ def demo_inventory(catalog: BuildCatalog, clock: Clock) -> StaticInventory:
     return StaticInventory(hosts, "demo", clock.now())
 
 
-def make_inventory(settings: Settings, catalog: BuildCatalog, clock: Clock) -> Inventory:
-    if settings.inventory_file:
-        path = settings.resolve(settings.inventory_file)
-        return StaticInventory(load_inventory(path, build_lookup(catalog)), f"static:{path}", clock.now())
-    return demo_inventory(catalog, clock)
-
-
 def make_policy(settings: Settings) -> Policy:
     roles = dict(settings.auth.roles)
     if settings.demo_mode and not roles:
         roles = DEMO_POLICY  # the demo's console user may try everything; demo hosts are not real
     return Policy.from_config(roles, settings.auth.default_role)
+
+
+def _section(settings: Settings, name: str, kind: type) -> Any:
+    value = settings.extra.get(name)
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise ConfigError(f"{name}: expected a {'list' if kind is list else 'mapping'}")
+    return value
+
+
+def _paths(settings: Settings, values: Sequence[Any]) -> list[Path]:
+    return [settings.resolve(str(v)) for v in values]
+
+
+def syslog_config(section: Mapping[str, Any], settings: Settings) -> SyslogConfig | None:
+    if not section or not section.get("enabled", True):
+        return None
+    known = set(SyslogConfig.__dataclass_fields__)
+    unknown = sorted(set(section) - known - {"enabled"})
+    if unknown:
+        raise ConfigError(f"syslog: unknown setting(s) {', '.join(unknown)}")
+    values = {k: v for k, v in section.items() if k in known}
+    for key in ("tls_cert", "tls_key"):
+        if values.get(key):
+            values[key] = settings.resolve(str(values[key]))
+    return SyslogConfig(**values)
 
 
 @dataclass
@@ -69,7 +116,13 @@ class App:
     services: Services
     dispatcher: Dispatcher
     outbox: Outbox
+    vcenters: tuple[VSphere, ...] = ()
+    poller: SourcePoller | None = None
+    fetcher: Fetcher | None = None
+    syslog: SyslogReceiver | None = None
+    fix_hint: BootFixHint | None = None
     adapters: dict[str, ChatAdapter] = field(default_factory=dict)
+    closers: list[Loop] = field(default_factory=list)  # extra teardown, in order
 
     @classmethod
     async def open(
@@ -85,49 +138,176 @@ class App:
 
             specs = ALL
         clock = clock or SystemClock()
-        db = await open_database(
-            settings.database_url
-            if "://" in settings.database_url
-            else str(settings.resolve(settings.database_url))
-        )
+        url = settings.database_url
+        db = await open_database(url if "://" in url else str(settings.resolve(url)))
         try:
             await migrate(db)
-            catalog = BuildCatalog.bundled()
-            table = registry(specs)
-            store = Store.over(db)
-            services = Services(
-                settings=settings,
-                clock=clock,
-                store=store,
-                inventory=inventory or make_inventory(settings, catalog, clock),
-                catalog=catalog,
-                commands=table,
-            )
+            return cls._assemble(settings, db, clock, specs, inventory)
         except BaseException:
             await db.close()
             raise
+
+    @classmethod
+    def _assemble(
+        cls,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        specs: Sequence[CommandSpec],
+        inventory: Inventory | None,
+    ) -> App:
+        catalog = BuildCatalog.bundled()
+        store = Store.over(db)
         outbox = Outbox(OutboxRepo(db), store.subscriptions, clock)
-        return cls(settings, db, services, Dispatcher(table, services, make_policy(settings)), outbox)
+        vcenters = tuple(
+            VSphere.from_settings(vc, release=release_lookup(catalog), clock=clock)
+            for vc in settings.vcenters
+        )
+        if inventory is None:
+            static: Inventory | None = None
+            if settings.inventory_file:
+                path = settings.resolve(settings.inventory_file)
+                static = StaticInventory(
+                    load_inventory(path, build_lookup(catalog)), f"static:{path}", clock.now()
+                )
+            elif settings.demo_mode:
+                static = demo_inventory(catalog, clock)
+            inventory = (
+                MergedInventory(vcenters, static)
+                if vcenters
+                else (static or StaticInventory([], "none", clock.now()))
+            )
+        live = inventory
+
+        releases = ReleaseService(
+            catalog,
+            RuleSet.load(_paths(settings, _section(settings, "match_rules", list))),
+            live,
+            repo=ReleaseRepo(db),
+            bundled=bundled_releases() if settings.demo_mode else (),
+        )
+        hint = BootFixHint(releases)
+        alert_config = EngineConfig.from_extra(settings.extra.get("alerts"))
+        senders, targets = senders_from_extra(settings.extra.get("pager"))
+        engine = AlertEngine(
+            db,
+            outbox,
+            clock,
+            hosts=lambda name: find_host(live.hosts(), name),
+            policy=parse_oncall(settings.extra.get("oncall")),
+            config=replace(alert_config, forward_to=alert_config.forward_to + targets),
+            fix_hint=hint,
+        )
+        runner = JobRunner(
+            JobRepo(db),
+            outbox,
+            store.audit,
+            clock,
+            actions={vc.name: HostActions(door_for(vc), clock) for vc in vcenters},
+            bmcs=BmcDirectory.from_mappings(_section(settings, "bmcs", list)),
+            settings=JobSettings.from_mapping(_section(settings, "jobs", dict)),
+        )
+        sources = parse_sources(_section(settings, "sources", list))
+        fetcher = Fetcher.create() if sources else None
+        poller = (
+            SourcePoller(
+                sources, fetcher, ReleaseRepo(db), clock, catalog, announce=ReleaseAnnouncer(releases, outbox)
+            )
+            if fetcher is not None
+            else None
+        )
+        syslog_section = _section(settings, "syslog", dict)
+        receiver = None
+        if (cfg := syslog_config(syslog_section, settings)) is not None:
+            rules = load_rules(_paths(settings, syslog_section.get("rule_files", []) or []))
+            receiver = SyslogReceiver(
+                cfg, rules, lambda h, a: HostIndex(live.hosts()).resolve(h, a), engine.ingest_log
+            )
+        services = Services(
+            settings=settings,
+            clock=clock,
+            store=store,
+            inventory=live,
+            catalog=catalog,
+            host_notes=(releases.host_notes,),
+            commands=registry(specs),
+            jobs=runner,
+            alerts=engine,
+            releases=releases,
+            sources=poller,
+        )
+        app = cls(
+            settings,
+            db,
+            services,
+            Dispatcher(services.commands, services, make_policy(settings)),
+            outbox,
+            vcenters=vcenters,
+            poller=poller,
+            fetcher=fetcher,
+            syslog=receiver,
+            fix_hint=hint,
+        )
+        for sender in senders:
+            app.add_adapter(sender)
+            app.closers.append(sender.close)
+        return app
 
     def add_adapter(self, adapter: ChatAdapter) -> None:
         self.adapters[adapter.platform] = adapter
 
+    async def prepare(self) -> None:
+        """Start-up work that reads the database: stored releases, interrupted jobs, fix hints."""
+        if self.poller is not None:
+            await self.poller.restore()
+        if self.fix_hint is not None:
+            await self.fix_hint.refresh()
+        if self.services.jobs is not None:
+            for job in await self.services.jobs.recover():
+                log.warning("job #%d was interrupted by a restart; reported, not re-run", job.id)
+
+    def background(self) -> list[tuple[str, Loop]]:
+        """The loops that only one instance should run (leader-only with several instances)."""
+        loops: list[tuple[str, Loop]] = [(f"vcenter-{vc.name}", vc.run) for vc in self.vcenters]
+        if self.poller is not None:
+            loops.append(("sources", self.poller.run))
+        if self.services.alerts is not None:
+            loops.append(("alerts", self.services.alerts.run))
+        if self.syslog is not None:
+            loops.append(("syslog", self.syslog.run))
+        loops.extend((f"outbox-{name}", self._delivery(name)) for name in self.adapters)
+        return loops
+
+    def _delivery(self, platform: str) -> Loop:
+        async def deliver() -> None:
+            await self.outbox.run(self.adapters, platform)
+
+        return deliver
+
     async def run(self) -> None:
-        """Run every adapter and its outbox delivery until the first adapter returns (console EOF)."""
-        if not self.adapters:
+        """Run chat adapters and background loops until the first chat adapter returns (console EOF)."""
+        chats = {n: a for n, a in self.adapters.items() if n in ("console", "slack", "matrix")}
+        if not chats:
             raise RuntimeError("no chat adapter configured")
+        await self.prepare()
         async with asyncio.TaskGroup() as group:
-            delivery = [
-                group.create_task(self.outbox.run(self.adapters, name), name=f"outbox-{name}")
-                for name in self.adapters
-            ]
+            loops = [group.create_task(fn(), name=name) for name, fn in self.background()]
             adapters = [
-                group.create_task(a.run(self.dispatcher.handle), name=f"chat-{name}")
-                for name, a in self.adapters.items()
+                group.create_task(a.run(self.dispatcher.handle), name=f"chat-{n}") for n, a in chats.items()
             ]
             await asyncio.wait(adapters, return_when=asyncio.FIRST_COMPLETED)
-            for task in [*adapters, *delivery]:
+            for task in [*adapters, *loops]:
                 task.cancel()
 
     async def close(self) -> None:
+        if self.services.jobs is not None:
+            await self.services.jobs.close()
+        if self.syslog is not None:
+            await self.syslog.close()
+        for closer in self.closers:
+            await closer()
+        if self.fetcher is not None:
+            await self.fetcher.close()
+        for vc in self.vcenters:
+            await vc.close()
         await self.db.close()

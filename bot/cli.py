@@ -9,16 +9,31 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from bot.alerts.patterns import RuleError as PatternRuleError
+from bot.alerts.patterns import load_rules
+from bot.alerts.scan import render as render_scan
+from bot.alerts.scan import scan_files
+from bot.chat.base import ChatAdapter
 from bot.chat.console import ConsoleAdapter
 from bot.chat.render_json import reply_to_dict
 from bot.chat.render_text import render_text
 from bot.config import ConfigError, Settings, load_settings
-from bot.inventory_file import InventoryError
+from bot.esxi import BuildCatalog
+from bot.feeds.cli_support import match_notes, notes_parse, sources_poll_once
+from bot.inventory_file import InventoryError, load_inventory
+from bot.match_rules import RuleError as MatchRuleError
 from bot.messages import Command, Conversation, User
 from bot.store.db import StoreError
+from bot.vsphere.dump import dump_inventory
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 log = logging.getLogger("esxbot")
 
@@ -35,18 +50,77 @@ def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
     )
 
 
+def chat_adapters(app: App) -> list[ChatAdapter]:
+    """Slack and/or Matrix when configured; the console otherwise."""
+    settings, clock = app.settings, app.services.clock
+    found: list[ChatAdapter] = []
+    if settings.slack.enabled:
+        from bot.chat.slack import SlackAdapter
+
+        found.append(
+            SlackAdapter(
+                settings.slack,
+                app.services.store.inbound,
+                clock=clock,
+                mutating=app.dispatcher.is_mutating,
+                stale_after=settings.stale_command_age,
+            )
+        )
+    if settings.matrix.enabled:
+        from bot.chat.matrix import MatrixAdapter
+
+        found.append(
+            MatrixAdapter(
+                settings.matrix,
+                app.db,
+                clock=clock,
+                mutating=app.dispatcher.is_mutating,
+                stale_after=settings.stale_command_age,
+            )
+        )
+    return found or [ConsoleAdapter(settings.console_user, clock)]
+
+
 async def _run(settings: Settings) -> int:
     from bot.app import App
 
     app = await App.open(settings)
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if main is not None:
+        loop.add_signal_handler(signal.SIGTERM, main.cancel)
     try:
         if settings.demo_mode:
             log.info("demo mode: no chat platform or vCenter configured; bundled demo inventory")
-        app.add_adapter(ConsoleAdapter(settings.console_user, app.services.clock))
+        for adapter in chat_adapters(app):
+            app.add_adapter(adapter)
         await app.run()
+    except asyncio.CancelledError:
+        log.info("stopping")
     finally:
         await app.close()
     return 0
+
+
+async def _sources_poll(settings: Settings) -> tuple[str, int]:
+    from bot.app import App
+
+    app = await App.open(settings)
+    try:
+        if app.poller is None:
+            return "no release source configured (add `sources:` to the config file)", 2
+        return await sources_poll_once(app.poller)
+    finally:
+        await app.close()
+
+
+def _logs_scan(args: argparse.Namespace) -> int:
+    hosts = load_inventory(args.inventory) if args.inventory else None
+    result = scan_files(args.files, hosts, rules=load_rules(args.rules), default_host=args.default_host)
+    print(render_scan(result, json_output=args.json))
+    for error in result.errors:
+        print(f"esxbot: {error}", file=sys.stderr)
+    return 2 if result.errors else 0
 
 
 async def _say(settings: Settings, text: str, as_user: str | None, as_json: bool) -> int:
@@ -80,7 +154,46 @@ def parser() -> argparse.ArgumentParser:
     say.add_argument("text", help='the chat command, e.g. "check esx01"')
     say.add_argument("--json", action="store_true", help="print the reply as JSON")
     say.add_argument("--as", dest="as_user", help="user id to run as, e.g. console:ann or slack:U123")
+
+    notes = sub.add_parser("notes", help="release notes").add_subparsers(dest="notes_cmd", required=True)
+    parse = notes.add_parser(
+        "parse", help="one release-notes document (file or URL) to a release and its fixes"
+    )
+    parse.add_argument("target", help="file path or http(s) URL")
+    parse.add_argument("--json", action="store_true")
+
+    match = sub.add_parser("match", help="every fix of these releases against every host of an inventory")
+    match.add_argument("--notes", action="append", required=True, help="release-notes file (repeatable)")
+    match.add_argument("--inventory", required=True, help="static inventory file (YAML or JSON)")
+    match.add_argument("--rules", action="append", default=[], help="extra match-rule file (YAML)")
+    match.add_argument("--json", action="store_true")
+
+    sources = sub.add_parser("sources", help="release sources").add_subparsers(
+        dest="sources_cmd", required=True
+    )
+    poll = sources.add_parser("poll", help="poll every configured source and print what is new")
+    poll.add_argument("--once", action="store_true", required=True, help="poll once and exit")
+
+    logs = sub.add_parser("logs", help="saved ESXi logs").add_subparsers(dest="logs_cmd", required=True)
+    scan = logs.add_parser("scan", help="run the bootbank log rules over saved ESXi logs")
+    scan.add_argument("files", nargs="+", type=Path)
+    scan.add_argument("--inventory", type=Path, help="static inventory: its boot devices decide")
+    scan.add_argument("--host", dest="default_host", help="host for lines that name none (local log files)")
+    scan.add_argument("--rules", type=Path, action="append", default=[], help="extra rule file (YAML)")
+    scan.add_argument("--json", action="store_true")
+
+    inventory = sub.add_parser("inventory", help="live inventory").add_subparsers(
+        dest="inv_cmd", required=True
+    )
+    dump = inventory.add_parser("dump", help="print what the configured vCenters report")
+    dump.add_argument("--json", action="store_true")
     return p
+
+
+def _print(result: tuple[str, int]) -> int:
+    text, code = result
+    print(text)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,7 +209,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(settings))
         if args.cmd == "say":
             return asyncio.run(_say(settings, args.text, args.as_user, args.json))
-    except (StoreError, InventoryError, ConfigError) as exc:
+        if args.cmd == "notes":
+            return _print(asyncio.run(notes_parse(args.target, as_json=args.json)))
+        if args.cmd == "match":
+            return _print(
+                asyncio.run(match_notes(args.notes, args.inventory, as_json=args.json, rule_files=args.rules))
+            )
+        if args.cmd == "sources":
+            return _print(asyncio.run(_sources_poll(settings)))
+        if args.cmd == "logs":
+            return _logs_scan(args)
+        if args.cmd == "inventory":
+            catalog = BuildCatalog.bundled()
+            code, text = asyncio.run(dump_inventory(settings.vcenters, as_json=args.json, catalog=catalog))
+            return _print((text, code))
+    except (StoreError, InventoryError, ConfigError, PatternRuleError, MatchRuleError) as exc:
         print(f"esxbot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

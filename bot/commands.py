@@ -90,6 +90,8 @@ class Param:
 
     def usage(self) -> str:
         meta = self.converter.metavar if self.converter else ""
+        if isinstance(self.converter, Choice) and self.kind in (ParamKind.POSITIONAL, ParamKind.REST):
+            return f"<{meta}>" if self.required else f"[<{meta}>]"
         if self.kind == ParamKind.FLAG:
             return f"[{self.option}]"
         if self.kind == ParamKind.KEYWORD:
@@ -113,6 +115,13 @@ class CommandSpec:
 
     def usage(self) -> str:
         return " ".join([self.name, *(p.usage() for p in self.params)])
+
+    def brief(self) -> str:
+        """Usage without options, for the ``help`` list: ``patch <target> [<release>...] [options]``."""
+        words = [p.usage() for p in self.params if p.kind in (ParamKind.POSITIONAL, ParamKind.REST)]
+        if any(p.kind in (ParamKind.KEYWORD, ParamKind.FLAG) for p in self.params):
+            words.append("[options]")
+        return " ".join([self.name, *words])
 
 
 def _converter_for(hint: Any, name: str) -> Converter | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """A chat user by stable platform id: ``slack:U024BE7LH``, ``matrix:@ann:example.org``, ``console:ann``."""
+    """A chat user by stable platform id: ``slack:U024BE7LH``, ``matrix:@ann:example.org``, ``console:a``."""
 
     id: str
     display_name: str | None = None

@@ -25,7 +25,9 @@ from bot.store.subscriptions import SubscriptionRepo
 if TYPE_CHECKING:
     from bot.alerts.engine import AlertEngine
     from bot.commands import CommandSpec
+    from bot.feeds.sources import SourcePoller
     from bot.jobs import JobRunner
+    from bot.release_service import ReleaseService
 
 
 class HostNotes(Protocol):
@@ -74,3 +76,5 @@ class Services:
     commands: Mapping[str, CommandSpec] = field(default_factory=dict)
     jobs: JobRunner | None = None  # host actions (patch, shutdown, …); None: no vCenter/BMC wired
     alerts: AlertEngine | None = None  # None: alerting not configured
+    releases: ReleaseService | None = None  # release notes, matching, announcements
+    sources: SourcePoller | None = None  # configured release sources; None: none configured

@@ -3,15 +3,42 @@
 from __future__ import annotations
 
 from bot.commands import CommandSpec
+from handlers.alerts import ack, alerts, oncall, resolve, silence, unsilence
 from handlers.audit import audit
 from handlers.confirm import no, yes
 from handlers.help import help_
 from handlers.hosts import check, hosts
+from handlers.jobs import cancel, job, jobs
+from handlers.patch import patch
+from handlers.power import maintenance, power, reboot, shutdown
+from handlers.releases import affected, fixes, pr, releases
+from handlers.subscriptions import subscribe, subscriptions, unsubscribe
 
 ALL: tuple[CommandSpec, ...] = (
     help_,
     hosts,
     check,
+    releases,
+    fixes,
+    pr,
+    affected,
+    subscribe,
+    unsubscribe,
+    subscriptions,
+    alerts,
+    ack,
+    resolve,
+    silence,
+    unsilence,
+    oncall,
+    patch,
+    shutdown,
+    reboot,
+    power,
+    maintenance,
+    jobs,
+    job,
+    cancel,
     audit,
     yes,
     no,

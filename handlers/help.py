@@ -23,7 +23,7 @@ async def help_(ctx: Context, name: str | None = None) -> Reply:
             blocks=(Code(spec.usage()), Text("\n".join(lines))),
             data={"command": spec.name, "usage": spec.usage(), "role": spec.role.label},
         )
-    rows = tuple((s.usage(), s.help + (" (confirm)" if s.confirm else "")) for s in visible)
+    rows = tuple((s.brief(), s.help + (" (confirm)" if s.confirm else "")) for s in visible)
     hidden = len(list(specs)) - len(visible)
     blocks: list[Text | Table] = [
         Table(("command", "what it does"), rows, title=f"Commands for you ({ctx.role.label})")

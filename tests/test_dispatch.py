@@ -60,8 +60,8 @@ async def test_unknown_command_suggests_closest(tbot: TestBot) -> None:
     reply = await tbot.say("chek esx01")
     assert not reply.ok
     assert "Did you mean `check`?" in reply.summary and "help" in reply.summary
-    reply = await tbot.say("shutdown esx01")
-    assert not reply.ok and "Unknown command `shutdown`" in reply.summary
+    reply = await tbot.say("reformat esx01")
+    assert not reply.ok and "Unknown command `reformat`" in reply.summary
     assert await _outcomes(tbot) == [(OPERATOR, None, "unknown-command")] * 2
 
 

@@ -179,10 +179,10 @@ class WebhookSender(HttpSender):
         return idempotency
 
 
-def senders_from_extra(raw: Any) -> tuple[list[HttpSender], tuple[str, ...]]:
+def senders_from_extra(raw: Any) -> tuple[list[PagerDutySender | WebhookSender], tuple[str, ...]]:
     """The senders and the conversations to forward to, from ``settings.extra["pager"]``."""
     section: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    senders: list[HttpSender] = []
+    senders: list[PagerDutySender | WebhookSender] = []
     targets: list[str] = []
     pd = section.get("pagerduty")
     if isinstance(pd, Mapping) and isinstance(pd.get("services"), Mapping) and pd["services"]:
