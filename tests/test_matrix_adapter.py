@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.chat.render_matrix import HTML_FORMAT
+from bot.messages import Reply
 from tests.fixtures.matrix_bot import HOST, ask, room_with_bot, running_bot
 from tests.fixtures.synapse import SynapseServer, person
 
@@ -130,3 +131,26 @@ async def test_own_messages_notices_and_edits_are_not_commands(
     ]
     targets = [e["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] for e in replies]
     assert targets == [edited, last["content"]["m.relates_to"]["m.in_reply_to"]["event_id"]]
+
+
+async def test_outbox_side_send_in_thread_and_edit_in_place(
+    synapse_server: SynapseServer, tmp_path: Path
+) -> None:
+    bot_id = synapse_server.bot.user_id
+    async with (
+        running_bot(synapse_server, tmp_path / "bot.db") as bot,
+        person(synapse_server, synapse_server.human) as ann,
+    ):
+        room = await room_with_bot(ann, bot_id)
+        root = await ann.say(room, "patch window starts")
+        first = await bot.adapter.send(room, Reply.text("patching esx01: 1/3"), thread=root)
+        await bot.adapter.edit(room, first, Reply.text("patching esx01: 3/3 done"))
+        shown = await ann.wait_for(lambda r, e: r == room and e.get("event_id") == first)
+        edit = await ann.wait_for(
+            lambda r, e: r == room and e["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"
+        )
+    assert shown["content"]["m.relates_to"]["rel_type"] == "m.thread"
+    assert shown["content"]["m.relates_to"]["event_id"] == root
+    assert edit["content"]["m.relates_to"]["event_id"] == first
+    assert edit["content"]["m.new_content"]["body"] == "patching esx01: 3/3 done"
+    assert edit["content"]["m.new_content"]["msgtype"] == "m.notice"
