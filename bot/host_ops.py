@@ -6,7 +6,7 @@ handlers see only this module, so none of them imports pyVmomi (see the import-l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -43,6 +43,7 @@ class HostState:
     ha_admission_control: bool | None = None
     vsan_enabled: bool | None = None
     cluster_hosts_in_maintenance: tuple[str, ...] = ()
+    cluster_size: int | None = None  # hosts in the cluster, this one included
 
     @property
     def powered_on_vms(self) -> tuple[VmState, ...]:
@@ -86,3 +87,17 @@ class HostOps(Protocol):
     async def wait_reconnect(
         self, host: str, *, booted_after: datetime | None, limit: float
     ) -> HostState: ...
+
+
+class ClusterImageOps(Protocol):
+    """vLCM on one vCenter: set the cluster image to a build and remediate the named hosts."""
+
+    async def remediate(
+        self,
+        cluster: str,
+        hosts: Sequence[str],
+        *,
+        build: int,
+        limit: float,
+        progress: Callable[[str], Awaitable[None]],
+    ) -> str: ...

@@ -94,6 +94,37 @@ async def _verify(runner: JobRunner, job: JobRecord, host: Host) -> str:
     return f"build {state.build}"
 
 
+async def _esxcli(runner: JobRunner, job: JobRecord, host: Host) -> str:
+    installer = runner.esxcli
+    if installer is None:
+        raise StepFailed("esxcli over SSH is not configured (jobs.esxcli)")
+    depot, profile = str(_opt(job, "depot_url", "")), str(_opt(job, "image_profile", ""))
+    if not depot or not profile:
+        raise StepFailed("the plan names no depot or image profile for esxcli")
+    done = await installer.profile_update(host.name, depot=depot, profile=profile)
+    return f"esxcli installed {profile} ({done.message})"
+
+
+async def _vlcm(runner: JobRunner, job: JobRecord, step: StepRecord) -> str:
+    cluster = step.host or ""
+    names = [str(h) for h in (_opt(job, "vlcm_clusters", {}) or {}).get(cluster, [])]
+    first = runner.known_host(names[0]) if names else None
+    lifecycle = runner.lifecycle_for(first) if first else None
+    if lifecycle is None or not names:
+        raise StepFailed(f"no vLCM (vCenter REST) configured for cluster {cluster}")
+
+    async def progress(note: str) -> None:
+        await runner.step_note(job, note)
+
+    return await lifecycle.remediate(
+        cluster,
+        names,
+        build=int(_opt(job, "target_build", 0)),
+        limit=runner.settings.vlcm_timeout,
+        progress=progress,
+    )
+
+
 async def _redfish_off(runner: JobRunner, host: Host) -> str:
     settings = runner.settings
     async with runner.redfish(host) as bmc:
@@ -125,6 +156,10 @@ async def execute(runner: JobRunner, job: JobRecord, step: StepRecord, host: Hos
             raise StepFailed("no depot URL configured (jobs.depot_url)")
         await runner.require_actions(host).install_patch(host.name, [depot], limit=settings.task_timeout)
         return f"installed from {depot}"
+    if name == "esxcli-install":
+        return await _esxcli(runner, job, host)
+    if name == "vlcm-apply":
+        return await _vlcm(runner, job, step)
     if name == "reboot":
         return await _reboot(runner, job, host)
     if name == "wait-reconnect":

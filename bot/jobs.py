@@ -17,14 +17,16 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.bmc import BmcDirectory
 from bot.clock import Clock
-from bot.host_ops import ActionError, HostOps, HostState
+from bot.esxcli import EsxcliError, EsxcliInstaller, EsxcliSettings
+from bot.host_ops import ActionError, ClusterImageOps, HostOps, HostState
+from bot.job_card import render
 from bot.job_steps import StepFailed, execute
-from bot.messages import Fields, Reply, Style, Table, Text
+from bot.messages import Reply
 from bot.model import Host, JobState
 from bot.outbox import Outbox
 from bot.redfish import RedfishClient, RedfishError
@@ -34,9 +36,16 @@ from bot.store.jobs import JobRecord, JobRepo, StepRecord, StepSpec
 log = logging.getLogger(__name__)
 
 
+METHODS = ("patch-manager", "vlcm", "esxcli")
+
+
 @dataclass(frozen=True, slots=True)
 class JobSettings:
-    """Timeouts (seconds) and policies; ``depot_url`` may use {version}, {build} and {name}."""
+    """Timeouts (seconds) and policies; ``depot_url`` may use {version}, {build} and {name}.
+
+    ``methods`` maps a cluster name to how its hosts are patched (``vlcm``, ``patch-manager``,
+    ``esxcli``; default ``patch-manager``); ``max_parallel`` bounds ``patch --parallel N``.
+    """
 
     depot_url: str = ""
     vm_policy: str = "power-off"  # after guest shutdown: power-off | leave | abort
@@ -46,16 +55,32 @@ class JobSettings:
     maintenance_retry_delay: float = 30.0
     task_timeout: float = 1800.0
     reconnect_timeout: float = 1800.0
+    vlcm_timeout: float = 14400.0
     bmc_graceful_timeout: float = 300.0
     bmc_force_timeout: float = 120.0
     bmc_poll: float = 2.0
+    max_parallel: int = 4
+    methods: Mapping[str, str] = field(default_factory=dict)
+    esxcli: EsxcliSettings | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> JobSettings:
-        known = {k: data[k] for k in cls.__slots__ if k in data}
+        known: dict[str, Any] = {k: data[k] for k in cls.__slots__ if k in data}
         if known.get("vm_policy", "power-off") not in ("power-off", "leave", "abort"):
             raise ValueError("jobs.vm_policy must be power-off, leave or abort")
+        methods = {str(k): str(v) for k, v in (data.get("methods") or {}).items()}
+        bad = sorted({m for m in methods.values() if m not in METHODS})
+        if bad:
+            raise ValueError(f"jobs.methods: unknown method {bad[0]!r} (use {', '.join(METHODS)})")
+        known["methods"] = methods
+        if not 1 <= int(known.get("max_parallel", 4)) <= 32:
+            raise ValueError("jobs.max_parallel must be between 1 and 32")
+        if data.get("esxcli") is not None:
+            known["esxcli"] = EsxcliSettings.from_mapping(data["esxcli"])
         return cls(**known)
+
+    def method_for(self, cluster: str | None) -> str:
+        return self.methods.get(cluster or "", "patch-manager")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,57 +95,24 @@ class JobRequest:
     steps: tuple[StepSpec, ...]
 
 
-def _elapsed(step: StepRecord) -> str:
-    if step.started_at is None:
-        return ""
-    end = step.ended_at if step.ended_at is not None else step.started_at
-    return f"{end - step.started_at:.0f}s"
+@dataclass(slots=True)
+class _Stop:
+    """Why a job's lanes stop starting steps: a failure (the first one wins) or a cancel."""
+
+    reason: str | None = None
+    failed: tuple[StepRecord, Exception] | None = None
+    stale: bool = False
 
 
-def render(job: JobRecord, *, note: str | None = None) -> Reply:
-    """A job's card: state, who, and every step with its result."""
-    style = {
-        JobState.SUCCEEDED: Style.SUCCESS,
-        JobState.FAILED: Style.ERROR,
-        JobState.INTERRUPTED: Style.WARNING,
-        JobState.CANCELLED: Style.WARNING,
-    }.get(job.state, Style.PLAIN)
-    step = job.step
-    where = (
-        f" at step {job.current_step + 1}/{len(job.steps)} ({step.name} {step.host or ''})" if step else ""
-    )
-    head = f"Job #{job.id} {job.kind} {', '.join(job.targets)}: {job.state.value}{where}"
-    rows = tuple(
-        (
-            str(s.idx + 1),
-            s.name,
-            s.host or "",
-            s.result or ("running" if s.started_at else "pending"),
-            _elapsed(s),
-        )
-        for s in job.steps
-    )
-    blocks: list[Any] = [Text(head, style)]
-    if note:
-        blocks.append(Text(note, style))
-    blocks.append(
-        Fields(
-            (
-                ("requested by", job.requested_by),
-                ("confirmed by", job.confirmed_by or "-"),
-                ("cancel requested", f"yes, by {job.cancelled_by}" if job.cancel_requested else "no"),
-            )
-        )
-    )
-    blocks.append(Table(("#", "step", "host", "result", "took"), rows))
-    summary = f"{head}. {note}" if note else head
-    return Reply(
-        summary=summary,
-        blocks=tuple(blocks),
-        ok=job.state is not JobState.FAILED,
-        data={"job": job.id, "state": job.state.value, "step": job.current_step},
-        in_thread=True,
-    )
+def _lanes(job: JobRecord, width: int) -> list[list[int]]:
+    """Steps still to run; with ``width`` > 1, one lane per host (its steps are contiguous)."""
+    todo = [s for s in job.steps if s.idx >= job.current_step]
+    if width <= 1:
+        return [[s.idx for s in todo]] if todo else []
+    lanes: dict[str | None, list[int]] = {}
+    for s in todo:
+        lanes.setdefault(s.host, []).append(s.idx)
+    return list(lanes.values())
 
 
 class JobRunner:
@@ -136,6 +128,7 @@ class JobRunner:
         actions: Mapping[str, HostOps],
         bmcs: BmcDirectory | None = None,
         settings: JobSettings | None = None,
+        lifecycle: Mapping[str, ClusterImageOps] | None = None,
     ) -> None:
         self.repo = repo
         self.settings = settings or JobSettings()
@@ -145,6 +138,9 @@ class JobRunner:
         self._clock = clock
         self._actions = dict(actions)
         self._bmcs = bmcs
+        self._lifecycle = dict(lifecycle or {})
+        self.esxcli = EsxcliInstaller(self.settings.esxcli) if self.settings.esxcli else None
+        self._advance = asyncio.Lock()
         self._tasks: dict[int, asyncio.Task[JobRecord]] = {}
         self._hosts: dict[str, Host] = {}
         self._scratch: dict[tuple[int, str], Any] = {}
@@ -155,6 +151,11 @@ class JobRunner:
         if host.vcenter and host.vcenter in self._actions:
             return self._actions[host.vcenter]
         return next(iter(self._actions.values())) if len(self._actions) == 1 else None
+
+    def lifecycle_for(self, host: Host) -> ClusterImageOps | None:
+        if host.vcenter and host.vcenter in self._lifecycle:
+            return self._lifecycle[host.vcenter]
+        return next(iter(self._lifecycle.values())) if len(self._lifecycle) == 1 else None
 
     def has_bmc(self, host: Host) -> bool:
         return self._bmcs is not None and self._bmcs.find(host_name=host.name, serial=host.serial) is not None
@@ -232,8 +233,9 @@ class JobRunner:
                 result="bot restarted while the job ran",
             ):
                 continue
-            if step is not None and step.started_at is not None and step.ended_at is None:
-                await self.repo.end_step(job.id, step.idx, "interrupted: outcome unknown", now)
+            for open_step in job.steps:
+                if open_step.started_at is not None and open_step.ended_at is None:
+                    await self.repo.end_step(job.id, open_step.idx, "interrupted: outcome unknown", now)
             await self.repo.release_locks(job.id)
             states = []
             for name in job.targets:
@@ -264,36 +266,28 @@ class JobRunner:
 
     async def _run(self, job_id: int) -> JobRecord:
         job = await self._reload(job_id)
+        stop = _Stop()
         try:
-            while job.step is not None:
-                if job.cancel_requested:
-                    return await self._finish(
-                        job,
-                        JobState.CANCELLED,
-                        f"cancelled by {job.cancelled_by} before step {job.current_step + 1}",
-                    )
-                step = job.step
-                now = self._clock.now().timestamp()
-                await self.repo.start_step(job.id, step.idx, now)
-                await self._progress(await self._reload(job.id))
-                try:
-                    result = await self._execute(job, step)
-                except (StepFailed, ActionError, RedfishError) as exc:
-                    await self.repo.end_step(
-                        job.id, step.idx, f"failed: {exc}", self._clock.now().timestamp()
-                    )
-                    job = await self._reload(job.id)
-                    await self._record(job, "step-failed", f"{step.name} {step.host}: {exc}")
-                    return await self._finish(job, JobState.FAILED, await self._failure_note(job, step, exc))
-                await self.repo.end_step(job.id, step.idx, result, self._clock.now().timestamp())
-                await self._record(job, "step-ok", f"{step.name} {step.host}: {result}")
-                job = await self._reload(job.id)
-                if not await self.repo.cas(
-                    job.id, job.version, now=self._clock.now().timestamp(), current_step=job.current_step + 1
-                ):
-                    log.warning("job %d changed under its runner; stopping", job.id)
-                    return await self._reload(job.id)
-                job = await self._reload(job.id)
+            width = max(1, int((job.plan.get("options") or {}).get("parallel") or 1))
+            lanes = _lanes(job, width)
+            slots = asyncio.Semaphore(width)
+            running: list[asyncio.Task[None]] = []
+            for lane in lanes:
+                await slots.acquire()
+                if stop.reason is not None:
+                    slots.release()
+                    break
+                running.append(asyncio.create_task(self._lane(job_id, lane, stop, slots)))
+            await asyncio.gather(*running)
+            job = await self._reload(job_id)
+            if stop.failed is not None:
+                step, exc = stop.failed
+                return await self._finish(job, JobState.FAILED, await self._failure_note(job, step, exc))
+            if stop.reason is not None:
+                return await self._finish(job, JobState.CANCELLED, stop.reason)
+            if stop.stale:
+                log.warning("job %d changed under its runner; stopping", job.id)
+                return job
             return await self._finish(job, JobState.SUCCEEDED, "all steps done")
         except asyncio.CancelledError:
             raise
@@ -302,18 +296,63 @@ class JobRunner:
             job = await self._reload(job_id)
             return await self._finish(job, JobState.FAILED, f"internal error: {type(exc).__name__}")
 
+    async def _lane(self, job_id: int, lane: list[int], stop: _Stop, slots: asyncio.Semaphore) -> None:
+        """One host's steps in order (all steps when not parallel); stops before a step once told."""
+        try:
+            for idx in lane:
+                job = await self._reload(job_id)
+                if stop.reason is None and job.cancel_requested:
+                    stop.reason = f"cancelled by {job.cancelled_by} before step {idx + 1}"
+                if stop.reason is not None or stop.stale:
+                    return
+                step = job.steps[idx]
+                await self.repo.start_step(job.id, idx, self._clock.now().timestamp())
+                await self._progress(await self._reload(job.id))
+                try:
+                    result = await self._execute(job, step)
+                except (StepFailed, ActionError, RedfishError, EsxcliError) as exc:
+                    await self.repo.end_step(job.id, idx, f"failed: {exc}", self._clock.now().timestamp())
+                    await self._record(job, "step-failed", f"{step.name} {step.host}: {exc}")
+                    if stop.failed is None:
+                        stop.failed = (step, exc)
+                        stop.reason = f"{step.name} on {step.host} failed"
+                    await self._set_current(job.id)
+                    return
+                await self.repo.end_step(job.id, idx, result, self._clock.now().timestamp())
+                await self._record(job, "step-ok", f"{step.name} {step.host}: {result}")
+                if not await self._set_current(job.id):
+                    stop.stale = True
+                    return
+        finally:
+            slots.release()
+
+    async def _set_current(self, job_id: int) -> bool:
+        """Point ``current_step`` at the first step not done well (fenced; lanes take turns)."""
+        async with self._advance:
+            job = await self._reload(job_id)
+            first = next(
+                (s.idx for s in job.steps if s.result is None or s.result.startswith("failed")),
+                len(job.steps),
+            )
+            if first == job.current_step:
+                return True
+            return await self.repo.cas(
+                job.id, job.version, now=self._clock.now().timestamp(), current_step=first
+            )
+
     async def _failure_note(self, job: JobRecord, step: StepRecord, exc: Exception) -> str:
-        host = self._hosts.get(step.host or "") or Host(name=step.host or "?")
-        state = await self.state_of(host)
-        seen = state.describe() if state else "state unknown"
-        rest = [
-            h
-            for h in job.targets
-            if h != step.host and not any(s.host == h and s.ended_at is not None for s in job.steps)
-        ]
+        touched = [h for h in job.targets if any(s.host == h and s.started_at is not None for s in job.steps)]
+        if step.host not in job.targets:  # a cluster-level step (vLCM): every host of it may have moved
+            touched = list(job.targets)
+        states = []
+        for name in touched:
+            state = await self.state_of(self._hosts.get(name) or Host(name=name))
+            seen = state.describe() if state else "state unknown"
+            mm = ", left in maintenance mode" if state is not None and state.in_maintenance else ""
+            states.append(f"{name} is now {seen}{mm}")
+        rest = [h for h in job.targets if h not in touched]
         left = f" Not started: {', '.join(rest)}." if rest else ""
-        mm = " It is left in maintenance mode." if state is not None and state.in_maintenance else ""
-        return f"Stopped: {step.name} on {step.host} failed ({exc}). {step.host} is now {seen}.{mm}{left}"
+        return f"Stopped: {step.name} on {step.host} failed ({exc}). {'; '.join(states)}.{left}"
 
     async def _finish(self, job: JobRecord, state: JobState, note: str) -> JobRecord:
         await self.repo.cas(job.id, job.version, now=self._clock.now().timestamp(), state=state, result=note)
@@ -362,6 +401,13 @@ class JobRunner:
         if bmc is None:
             raise StepFailed(f"no BMC configured for {host.name}")
         return RedfishClient(bmc, poll_interval=self.settings.bmc_poll)
+
+    def known_host(self, name: str) -> Host:
+        return self._hosts.get(name) or Host(name=name)
+
+    async def step_note(self, job: JobRecord, note: str) -> None:
+        """Progress inside a long step (vLCM task percent): the card is edited with the note."""
+        await self._progress(await self._reload(job.id), note)
 
     def remember(self, job: JobRecord, key: str, value: Any) -> None:
         self._scratch[(job.id, key)] = value

@@ -25,6 +25,7 @@ CHECK_NAMES = (
     "vsan",
     "vms",
     "release",
+    "method",
     "lock",
 )
 
@@ -156,20 +157,55 @@ def check_host(state: HostState, opts: Options, *, busy_with: int | None = None)
     return out
 
 
-def patch_steps(hosts: Sequence[str], opts: Options) -> list[StepSpec]:
+def patch_steps(groups: Sequence[tuple[str, str | None, Sequence[str]]], opts: Options) -> list[StepSpec]:
+    """Steps per (method, cluster, hosts) group; vLCM remediates its cluster in one step itself."""
     steps: list[StepSpec] = []
-    for host in hosts:
-        if opts.vm_action != "none":
-            steps.append(StepSpec(f"vm-{opts.vm_action}", host, destructive=True))
-        steps += [
-            StepSpec("enter-maintenance", host),
-            StepSpec("install", host, destructive=True),
-            StepSpec("reboot", host, destructive=True),
-            StepSpec("wait-reconnect", host),
-            StepSpec("verify-build", host),
-            StepSpec("exit-maintenance", host),
-        ]
+    for method, cluster, hosts in groups:
+        if method == "vlcm":
+            steps.append(StepSpec("vlcm-apply", cluster, destructive=True))
+            steps += [StepSpec("verify-build", host) for host in hosts]
+            continue
+        install = "esxcli-install" if method == "esxcli" else "install"
+        for host in hosts:
+            if opts.vm_action != "none":
+                steps.append(StepSpec(f"vm-{opts.vm_action}", host, destructive=True))
+            steps += [
+                StepSpec("enter-maintenance", host),
+                StepSpec(install, host, destructive=True),
+                StepSpec("reboot", host, destructive=True),
+                StepSpec("wait-reconnect", host),
+                StepSpec("verify-build", host),
+                StepSpec("exit-maintenance", host),
+            ]
     return steps
+
+
+def parallel_problem(states: Sequence[HostState], width: int, limit: int) -> str | None:
+    """Why ``--parallel width`` is not allowed for these hosts (None: it is)."""
+    if width <= 1:
+        return None
+    if width > limit:
+        return f"--parallel {width} is above the configured maximum of {limit} (jobs.max_parallel)"
+    if len(states) < width:
+        return f"--parallel {width} needs at least {width} target hosts"
+    clusters: dict[str, list[HostState]] = {}
+    for state in states:
+        if state.cluster is None:
+            continue
+        clusters.setdefault(state.cluster, []).append(state)
+    for name, members in clusters.items():
+        if any(s.vsan_enabled for s in members):
+            return f"cluster {name} has vSAN: its hosts enter maintenance mode one at a time"
+        first = members[0]
+        size = first.cluster_size or len(members)
+        busy = len(set(first.cluster_hosts_in_maintenance) | {s.name for s in members if s.in_maintenance})
+        room = size - busy - 1  # one host of the cluster stays out of maintenance mode to run the VMs
+        if width > room:
+            return (
+                f"cluster {name} has {size} hosts, {busy} already in maintenance mode: at most "
+                f"{max(room, 1)} at a time keeps one host running its VMs"
+            )
+    return None
 
 
 def power_steps(host: str, opts: Options, *, out_of_band: bool) -> list[StepSpec]:

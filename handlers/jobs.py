@@ -12,7 +12,8 @@ from typing import Any
 
 from bot.args import BadArgument
 from bot.commands import CommandError, Context, Role, command
-from bot.jobs import JobRequest, JobRunner, render
+from bot.job_card import render
+from bot.jobs import JobRequest, JobRunner
 from bot.messages import Block, Reply, Style, Table, Text
 from bot.model import Host
 from bot.prechecks import CHECK_NAMES, Check, failures

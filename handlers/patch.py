@@ -1,7 +1,10 @@
 """``patch <host|cluster> [to <release>]``: rolling patch through maintenance mode, install, reboot.
 
-One host at a time: maintenance mode → HostPatchManager install from the depot → reboot → wait for
-reconnect → verify the build → exit maintenance mode → next. The first failure stops the rollout and
+One host at a time (``--parallel N`` where the pre-checks allow): maintenance mode → install →
+reboot → wait for reconnect → verify the build → exit maintenance mode → next. The install method
+is configured per cluster (``jobs.methods``): the HostPatchManager with the depot (default), esxcli
+over SSH with the release's image profile, or vLCM, which remediates the cluster itself in one step
+and is then verified host by host. The first failure stops the rollout and
 leaves that host in maintenance mode. The preview shows pre-checks, the steps and which fixes of the
 target release matter to each host (from the matcher).
 """
@@ -9,15 +12,17 @@ target release matter to each host (from the matcher).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from bot.args import BadArgument
 from bot.commands import CommandError, Context, Role, command
+from bot.esxcli import EsxcliError, pick_profile, update_command
 from bot.esxi import KnownBuild
 from bot.match_rules import RuleSet
 from bot.matching import match
 from bot.messages import Reply
 from bot.model import Host, Verdict
-from bot.prechecks import Check, Options, check_host, patch_steps
+from bot.prechecks import Check, Options, check_host, parallel_problem, patch_steps
 from bot.selectors import Target, TargetArg
 from bot.store.releases import ReleaseRepo
 from handlers.jobs import Plan, busy, parse_overrides, plan_reply, runner_of, start
@@ -50,6 +55,12 @@ async def _fixes(ctx: Context, host: Host, target: KnownBuild) -> str | None:
     return f"{host.name}: {target.name} brings fixes that matter here: {', '.join(prs)}" if prs else None
 
 
+def _width(parallel: int) -> int:
+    if not 1 <= parallel <= 32:
+        raise BadArgument("must be a number of hosts from 1 to 32", param="parallel")
+    return parallel
+
+
 def _release_words(words: tuple[str, ...]) -> str | None:
     """``to 7.0 U2c`` / ``7.0 U2c`` / nothing → the release name (or None for the newest in line)."""
     if words and words[0].lower() == "to":
@@ -57,8 +68,65 @@ def _release_words(words: tuple[str, ...]) -> str | None:
     return " ".join(words) or None
 
 
+def _groups(ctx: Context, hosts: tuple[Host, ...]) -> list[tuple[str, str | None, list[str]]]:
+    """Hosts grouped by install method, in target order; vLCM groups are whole-cluster steps."""
+    settings = runner_of(ctx).settings
+    groups: list[tuple[str, str | None, list[str]]] = []
+    for host in hosts:
+        method = settings.method_for(host.cluster)
+        key = host.cluster if method == "vlcm" else None
+        found = next((g for g in groups if g[0] == method and g[1] == key), None)
+        if found is None or (method != "vlcm" and groups[-1] is not found):
+            groups.append((method, key, [host.name]))
+        else:
+            found[2].append(host.name)
+    return groups
+
+
+async def _method_checks(
+    ctx: Context,
+    groups: list[tuple[str, str | None, list[str]]],
+    release: KnownBuild,
+    options: dict[str, Any],
+) -> list[Check]:
+    runner = runner_of(ctx)
+    checks: list[Check] = []
+    methods = {g[0] for g in groups}
+    depot = str(options["depot_url"])
+    if methods & {"patch-manager", "esxcli"} and not depot:
+        checks.append(Check("-", "method", False, "no depot URL configured (jobs.depot_url)"))
+    if "esxcli" in methods:
+        stored = await ReleaseRepo(ctx.services.store.db).get(release.build)
+        profile = pick_profile(stored.image_profiles if stored else (), release.build)
+        try:
+            options["image_profile"] = profile or ""
+            if profile is None:
+                raise EsxcliError(
+                    f"no image profile known for build {release.build} (poll the release feeds)"
+                )
+            if runner.esxcli is None:
+                raise EsxcliError("esxcli over SSH is not configured (jobs.esxcli)")
+            update_command(depot, profile)
+            detail = f"esxcli software profile update -p {profile}, host keys from known_hosts"
+            checks.append(Check("-", "method", True, detail))
+        except EsxcliError as exc:
+            checks.append(Check("-", "method", False, str(exc)))
+    for method, cluster, names in groups:
+        if method != "vlcm":
+            continue
+        options.setdefault("vlcm_clusters", {})[cluster or ""] = names
+        ok = runner.lifecycle_for(runner.known_host(names[0])) is not None
+        detail = (
+            f"vLCM remediates {cluster} itself (maintenance mode, reboots) to build {release.build}"
+            if ok
+            else f"cluster {cluster} is set to vLCM but no vCenter REST client is configured"
+        )
+        checks.append(Check(cluster or "-", "method", ok, detail))
+    return checks
+
+
 async def _plan(
-    ctx: Context, target: Target, to: str | None, vm_action: VmAction, evacuate: bool
+    ctx: Context, target: Target, to: str | None, vm_action: VmAction, evacuate: bool, parallel: int
 ) -> tuple[Plan, KnownBuild]:
     runner = runner_of(ctx)
     release = _target(ctx, target.hosts, to)
@@ -66,29 +134,45 @@ async def _plan(
     locked = await busy(ctx, target.hosts)
     checks: list[Check] = []
     notes: list[str] = []
+    states = []
     for host in target.hosts:
         state = await runner.state_of(host)
         if state is None:
             checks.append(Check(host.name, "connected", False, "vCenter does not answer for this host"))
             continue
+        states.append(state)
         checks += check_host(state, opts, busy_with=locked.get(host.name))
         fixes = await _fixes(ctx, host, release)
         if fixes:
             notes.append(fixes)
+    groups = _groups(ctx, target.hosts)
+    if parallel > 1 and any(g[0] == "vlcm" for g in groups):
+        raise CommandError(
+            "--parallel does not apply to vLCM clusters: vLCM's own remediation policy decides."
+        )
+    if vm_action != "none" and any(g[0] == "vlcm" for g in groups):
+        raise CommandError("--vm-action does not apply to vLCM clusters: vLCM's remediation settings decide.")
+    problem = parallel_problem(states, parallel, runner.settings.max_parallel)
+    if problem:
+        raise CommandError(f"--parallel {parallel} refused: {problem}.")
     depot = runner.settings.depot_url.format(version=release.version, build=release.build, name=release.name)
-    options = {
+    options: dict[str, Any] = {
         "target_build": release.build,
         "target_name": release.name,
         "depot_url": depot,
         "vm_action": vm_action,
         "evacuate": evacuate,
+        "parallel": parallel,
+        "methods": {n: m for m, _, names in groups for n in names},
     }
-    names = [h.name for h in target.hosts]
+    checks += await _method_checks(ctx, groups, release, options)
+    pace = f"{parallel} hosts at a time" if parallel > 1 else "one host at a time"
     notes.append(
-        f"Target {release.name} (build {release.build}) from {depot or 'NO DEPOT CONFIGURED'}; "
-        "one host at a time, stop at the first failure."
+        f"Target {release.name} (build {release.build}) by {', '.join(sorted({g[0] for g in groups}))} "
+        f"from {depot or 'NO DEPOT CONFIGURED'}; {pace}, stop at the first failure."
     )
-    plan = Plan("patch", target.hosts, tuple(checks), tuple(patch_steps(names, opts)), options, tuple(notes))
+    steps = tuple(patch_steps(groups, opts))
+    plan = Plan("patch", target.hosts, tuple(checks), steps, options, tuple(notes))
     return plan, release
 
 
@@ -100,9 +184,10 @@ async def _preview(
     vm_action: VmAction = "none",
     evacuate: bool = False,
     override: str | None = None,
+    parallel: int = 1,
 ) -> Reply:
     overrides = parse_overrides(override)
-    plan, _ = await _plan(ctx, target, _release_words(release), vm_action, evacuate)
+    plan, _ = await _plan(ctx, target, _release_words(release), vm_action, evacuate, _width(parallel))
     return plan_reply(plan, overrides, dry_run=dry_run)
 
 
@@ -121,9 +206,10 @@ async def patch(
     vm_action: VmAction = "none",
     evacuate: bool = False,
     override: str | None = None,
+    parallel: int = 1,
 ) -> Reply:
     overrides = parse_overrides(override)
     if dry_run:
         raise CommandError("A dry run has nothing to confirm.")
-    plan, _ = await _plan(ctx, target, _release_words(release), vm_action, evacuate)
+    plan, _ = await _plan(ctx, target, _release_words(release), vm_action, evacuate, _width(parallel))
     return await start(ctx, plan, overrides)

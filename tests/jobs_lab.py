@@ -21,13 +21,10 @@ from bot.vsphere.actions import HostActions, door_for
 from bot.vsphere.client import VSphere
 from bot.vsphere.session import Endpoint
 from handlers import ALL
-from handlers.jobs import cancel, job, jobs
-from handlers.patch import patch
-from handlers.power import maintenance, power, reboot, shutdown
 from tests.fixtures.bot import OPERATOR, bot_settings
 from tests.fixtures.vcsim import Vcsim
 
-SPECS = (*ALL, patch, shutdown, reboot, power, maintenance, jobs, job, cancel)
+SPECS = ALL
 SETTINGS = JobSettings(
     depot_url="https://depot.lab.local/VMware-ESXi-{version}-{build}-depot.zip",
     guest_timeout=5.0,

@@ -119,6 +119,7 @@ def _read_state(host: Any) -> HostState:
         ha_admission_control=_safe(lambda: bool(config.dasConfig.admissionControlEnabled)),
         vsan_enabled=_safe(lambda: bool(config.vsanConfigInfo.enabled)),
         cluster_hosts_in_maintenance=others,
+        cluster_size=len(parent.host),
     )
 
 
