@@ -6,18 +6,21 @@ release), ``possibly-affected`` (anything else: an unknown condition, no recogni
 build whose containment cannot be decided).
 
 Speed: a release is matched against a fleet with ``match_release``. Conditions are extracted once per
-fix; each host's facts are evaluated once per rule the release uses; the verdict of a pair is looked up
-by (containment, condition states), so the per-pair work is one small tuple and one dict lookup.
+fix; the fleet's facts are indexed once as bitsets over host positions (``bot.fact_index``), so each
+condition's true/false host sets and then each fix's verdict sets are a few integer operations, whatever
+the hosts look like. Reasons are sentences built only for the pairs someone reads (``FixMatches.groups``,
+``outcome``, ``ReleaseMatches.matches``), with the same code ``match`` uses.
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import compress
 
 from bot.esxi import BuildCatalog, Containment
+from bot.fact_index import FactIndex, rule_bits
 from bot.match_rules import Rule, RuleSet
 from bot.model import BootKind, Fix, Host, Match, Release, Verdict
 
@@ -39,36 +42,6 @@ class Conditions:
 class Outcome:
     verdict: Verdict
     reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class FixMatches:
-    """One fix against a fleet: each distinct outcome with the hosts that share it."""
-
-    fix: Fix
-    groups: tuple[tuple[Outcome, tuple[str, ...]], ...]
-
-    def hosts(self, *verdicts: Verdict) -> list[str]:
-        return [h for outcome, hosts in self.groups if outcome.verdict in verdicts for h in hosts]
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseMatches:
-    release: Release
-    fixes: tuple[FixMatches, ...]
-
-    def matches(self) -> Iterator[Match]:
-        for fix_matches in self.fixes:
-            for outcome, hosts in fix_matches.groups:
-                for host in hosts:
-                    yield Match(
-                        fix_matches.fix.pr,
-                        host,
-                        outcome.verdict,
-                        outcome.reasons,
-                        self.release.name,
-                        self.release.build,
-                    )
 
 
 def release_names(text: str, *, exclude: str | None = None) -> frozenset[str]:
@@ -212,61 +185,157 @@ def match(fix: Fix, host: Host, release: Release, rules: RuleSet, catalog: Build
     return Match(fix.pr, host.name, outcome.verdict, outcome.reasons, release.name, release.build)
 
 
+_BITS = bytes.maketrans(b"01", b"\x00\x01")
+VERDICT_ORDER = (Verdict.AFFECTED, Verdict.POSSIBLY_AFFECTED, Verdict.NOT_AFFECTED, Verdict.FIXED)
+
+
+class _Explainer:
+    """Reasons for one release on one fleet, built only for the pairs someone reads.
+
+    States are cached per (condition, host) and containment per build, so explaining many fixes that
+    share conditions costs one ``evaluate`` per condition and host.
+    """
+
+    def __init__(
+        self, release: Release, hosts: Sequence[Host], rules: RuleSet, catalog: BuildCatalog
+    ) -> None:
+        self.release = release
+        self.hosts = hosts
+        self.names = [host.name for host in hosts]
+        self._rules = rules
+        self._catalog = catalog
+        self._facts: dict[int, HostFacts] = {}
+        self._states: dict[tuple[object, int], tuple[str, str]] = {}
+        self._containment: dict[tuple[int | None, str | None], Containment | None] = {}
+
+    def positions(self, bits: int) -> Iterator[int]:
+        return compress(range(len(self.hosts)), self.flags(bits))
+
+    def flags(self, bits: int) -> bytes:
+        return format(bits, f"0{len(self.hosts)}b")[::-1].encode().translate(_BITS) if self.hosts else b""
+
+    def containment(self, host: Host) -> Containment | None:
+        key = (host.build, host.version)
+        if key not in self._containment:
+            self._containment[key] = _containment(host, self.release, self._catalog)
+        return self._containment[key]
+
+    def outcome(self, found: Conditions, position: int) -> Outcome:
+        host = self.hosts[position]
+        states = [self._state(rule, position) for rule in found.rules]
+        if found.releases:
+            key = (found.releases, position)
+            if key not in self._states:
+                self._states[key] = evaluate_releases(found.releases, host, self._catalog)
+            states.append(self._states[key])
+        return combine(self.containment(host), states, bool(states))
+
+    def _state(self, rule: Rule, position: int) -> tuple[str, str]:
+        key = (rule, position)
+        state = self._states.get(key)
+        if state is None:
+            facts = self._facts.get(position)
+            if facts is None:
+                facts = self._facts[position] = HostFacts.of(self.hosts[position])
+            state = self._states[key] = evaluate(rule, facts)
+        return state
+
+
+@dataclass(frozen=True, slots=True)
+class FixMatches:
+    """One fix against a fleet: the hosts of each verdict as a bitset (in ``VERDICT_ORDER``).
+
+    Host names come out in fleet order; reasons are built on demand by ``outcome``/``groups``.
+    """
+
+    fix: Fix
+    conditions: Conditions
+    bits: tuple[int, int, int, int]
+    explainer: _Explainer = field(repr=False, compare=False)
+
+    def hosts(self, *verdicts: Verdict) -> list[str]:
+        names = self.explainer.names
+        return [
+            name
+            for verdict in verdicts
+            for name in compress(names, self.explainer.flags(self.bits[VERDICT_ORDER.index(verdict)]))
+        ]
+
+    def outcome(self, position: int) -> Outcome:
+        return self.explainer.outcome(self.conditions, position)
+
+    @property
+    def groups(self) -> tuple[tuple[Outcome, tuple[str, ...]], ...]:
+        """Each distinct outcome (verdict and reasons) with its hosts; builds every reason of this fix."""
+        merged: dict[Outcome, list[str]] = {}
+        for bits in self.bits:
+            for position in self.explainer.positions(bits):
+                merged.setdefault(self.outcome(position), []).append(self.explainer.names[position])
+        return tuple((outcome, tuple(hosts)) for outcome, hosts in merged.items())
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseMatches:
+    release: Release
+    fixes: tuple[FixMatches, ...]
+
+    def matches(self) -> Iterator[Match]:
+        """Every pair as a ``Match`` with its reasons."""
+        for fix_matches in self.fixes:
+            for outcome, hosts in fix_matches.groups:
+                for host in hosts:
+                    yield Match(
+                        fix_matches.fix.pr,
+                        host,
+                        outcome.verdict,
+                        outcome.reasons,
+                        self.release.name,
+                        self.release.build,
+                    )
+
+
 def match_release(
     release: Release, hosts: Sequence[Host], rules: RuleSet, catalog: BuildCatalog
 ) -> ReleaseMatches:
-    """Every fix of ``release`` against every host, grouped by outcome."""
+    """Every fix of ``release`` against every host: the same verdicts as ``match`` per pair, by set
+    arithmetic on host bitsets (conditions once per fix, facts once per host, no reasons)."""
     per_fix = [conditions(fix, rules, release_name=release.name) for fix in release.fixes]
-    used_rules = list(dict.fromkeys(rule for c in per_fix for rule in c.rules))
-    used_named = list(dict.fromkeys(c.releases for c in per_fix if c.releases))
-    rule_index = {rule: i for i, rule in enumerate(used_rules)}
-    named_index = {named: len(used_rules) + i for i, named in enumerate(used_named)}
-    interned: dict[tuple[str, str], tuple[str, str]] = {}
-    by_build: dict[tuple[int | None, str | None], Containment | None] = {}
-    rows: dict[tuple[object, ...], list[int]] = {}  # hosts with the same facts share one evaluation
-    classes: dict[tuple[int, ...], list[str]] = {}  # (containment, states) → hosts: the unit of work
-    for host in hosts:
-        facts = HostFacts.of(host)
-        signature = (
-            facts.tags,
-            facts.drivers,
-            facts.vendor,
-            facts.model,
-            host.boot_device,
-            tuple(sorted(host.drivers.items())),
-            host.build,
-            host.version,
-            host.release_name,
-        )
-        row = rows.get(signature)
-        if row is None:
-            states = [evaluate(rule, facts) for rule in used_rules]
-            states += [evaluate_releases(named, host, catalog) for named in used_named]
-            row = rows[signature] = [id(interned.setdefault(state, state)) for state in states]
-        build_key = (host.build, host.version)
-        if build_key not in by_build:
-            by_build[build_key] = _containment(host, release, catalog)
-        classes.setdefault((id(by_build[build_key]), *row), []).append(host.name)
-    state_of = {id(state): state for state in interned.values()}
-    containment_of = {id(c): c for c in by_build.values()}
-    outcomes: dict[tuple[int, ...], Outcome] = {}
+    facts = FactIndex(hosts)
+    explainer = _Explainer(release, hosts, rules, catalog)
+    fixed = not_contained = 0
+    named_sets = list(dict.fromkeys(c.releases for c in per_fix if c.releases))
+    named_true = dict.fromkeys(named_sets, 0)
+    named_false = dict.fromkeys(named_sets, 0)
+    for build, version, release_name in facts.builds():
+        bits = facts.bits("build", build, version, release_name)
+        probe = Host("", build=build, version=version, release_name=release_name)
+        containment = explainer.containment(probe)
+        if containment is not None and containment.contained:
+            fixed |= bits
+        elif containment is not None and containment.contained is False:
+            not_contained |= bits
+        for named in named_sets:
+            state, _ = evaluate_releases(named, probe, catalog)
+            if state == TRUE:
+                named_true[named] |= bits
+            elif state == FALSE:
+                named_false[named] |= bits
+    columns = {rule: rule_bits(rule, facts) for rule in dict.fromkeys(r for c in per_fix for r in c.rules)}
+    open_hosts = facts.all & ~fixed
     results = []
     for fix, found in zip(release.fixes, per_fix, strict=True):
-        columns = [rule_index[rule] for rule in found.rules]
+        cols = [columns[rule] for rule in found.rules]
         if found.releases:
-            columns.append(named_index[found.releases])
-        flag = 1 if columns else 0
-        groups: defaultdict[tuple[int, ...], list[str]] = defaultdict(list)
-        # identity of interned states and shared Containment objects stands for their value
-        for host_class, members in classes.items():
-            groups[(host_class[0], *[host_class[c + 1] for c in columns])].extend(members)
-        merged: dict[Outcome, list[str]] = {}
-        for key, members in groups.items():
-            cache_key = (flag, *key)
-            outcome = outcomes.get(cache_key)
-            if outcome is None:
-                states = [state_of[state_id] for state_id in key[1:]]
-                outcome = outcomes[cache_key] = combine(containment_of[key[0]], states, bool(flag))
-            merged.setdefault(outcome, []).extend(members)
-        results.append(FixMatches(fix, tuple((o, tuple(h)) for o, h in merged.items())))
+            cols.append((named_true[found.releases], named_false[found.releases]))
+        if not cols:
+            results.append(FixMatches(fix, found, (0, open_hosts, 0, fixed), explainer))
+            continue
+        any_false, all_true = 0, facts.all
+        for true, false in cols:
+            any_false |= false
+            all_true &= true
+        not_affected = open_hosts & any_false
+        affected = open_hosts & ~any_false & not_contained & all_true
+        possibly = open_hosts & ~any_false & ~affected
+        results.append(FixMatches(fix, found, (affected, possibly, not_affected, fixed), explainer))
     return ReleaseMatches(release, tuple(results))

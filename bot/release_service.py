@@ -121,10 +121,7 @@ class ReleaseService:
         for release in await self.releases():
             result = match_release(release, [host], self.rules, self.catalog)
             hits = [
-                (release, fm.fix, outcome.verdict)
-                for fm in result.fixes
-                for outcome, _ in fm.groups
-                if outcome.verdict in MATTERS
+                (release, fm.fix, verdict) for fm in result.fixes for verdict in MATTERS if fm.hosts(verdict)
             ]
             if hits:
                 items.extend(hits)

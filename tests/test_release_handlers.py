@@ -15,7 +15,10 @@ from bot.inventory_file import parse_inventory
 from bot.match_rules import RuleSet
 from bot.messages import Command, Conversation, Reply, Table, User
 from bot.release_service import ReleaseAnnouncer, ReleaseService, bundled_releases
-from handlers import releases as handlers
+from handlers.releases import affected as affected_cmd
+from handlers.releases import fixes as fixes_cmd
+from handlers.releases import pr as pr_cmd
+from handlers.releases import releases as releases_cmd
 from tests.test_matching import DEMO
 
 
@@ -44,7 +47,7 @@ async def _say(service: ReleaseService, spec: Any, *args: str) -> Reply:
 
 
 async def test_pr_command_verdicts(service: ReleaseService) -> None:
-    reply = await _say(service, handlers.pr, "2777003")
+    reply = await _say(service, pr_cmd, "2777003")
     assert reply.ok
     assert reply.data["verdicts"]["esx01"] == "affected"
     assert reply.data["verdicts"]["esx03"] == "not-affected"
@@ -52,20 +55,20 @@ async def test_pr_command_verdicts(service: ReleaseService) -> None:
 
 
 async def test_releases_fixes_affected(service: ReleaseService) -> None:
-    listing = await _say(service, handlers.releases)
+    listing = await _say(service, releases_cmd)
     assert [r["name"] for r in listing.data["releases"]][:3] == [
         "ESXi 7.0 Update 2d",
         "ESXi 7.0 Update 2c",
         "ESXi 7.0 Update 2a",
     ]
-    fixes = await _say(service, handlers.fixes, "7.0", "U2c")
+    fixes = await _say(service, fixes_cmd, "7.0", "U2c")
     tables = [b for b in fixes.blocks if isinstance(b, Table)]
     assert "Miscellaneous Issues" in {t.title for t in tables}
     usb_row = next(r for t in tables for r in t.rows if r[0] == "PR 2777003")
     assert usb_row[1] == "2"  # esx01 and esx02
-    affected = await _say(service, handlers.affected, "PR", "2824750")
+    affected = await _say(service, affected_cmd, "PR", "2824750")
     assert list(affected.data["hosts"]) == ["pflex01.corp.example"]
-    missing = await _say(service, handlers.pr, "9999999")
+    missing = await _say(service, pr_cmd, "9999999")
     assert not missing.ok
 
 
