@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
 MAX_BACKOFF = 300.0
+IDLE_POLL = 2.0  # rows queued by another instance are seen within this many seconds
 
 
 def split_key(conversation: str) -> tuple[str, str]:
@@ -93,7 +94,9 @@ class Outbox:
                 await adapter.edit(row.room, target, reply)
                 message_id = target
             else:
-                message_id = await adapter.send(row.room, reply, thread=row.thread)
+                message_id = await adapter.send(
+                    row.room, reply, thread=row.thread, key=row.key or f"outbox-{row.id}"
+                )
         except DeliveryError as exc:
             return await self._retry(row, str(exc), exc.retry_after, exc.permanent, now)
         except (ValueError, KeyError, TypeError) as exc:
@@ -126,11 +129,12 @@ class Outbox:
         wake = self._event(platform)
         while True:
             wake.clear()
-            await self.deliver_due(adapters, platform)
+            if await self.deliver_due(adapters, platform):
+                continue  # rooms may have their next row due right away
             next_at = await self._repo.next_due_at(platform)
-            timeout = 30.0 if next_at is None else max(0.05, next_at - self._clock.now().timestamp())
+            timeout = IDLE_POLL if next_at is None else max(0.05, next_at - self._clock.now().timestamp())
             try:
-                async with asyncio.timeout(min(timeout, 30.0)):
+                async with asyncio.timeout(min(timeout, IDLE_POLL)):
                     await wake.wait()
             except TimeoutError:
                 pass

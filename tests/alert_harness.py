@@ -77,7 +77,9 @@ class RecordingAdapter:
     async def run(self, handle: CommandHandler) -> None:
         raise NotImplementedError
 
-    async def send(self, room: str, reply: Reply, *, thread: str | None = None) -> str:
+    async def send(
+        self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
+    ) -> str:
         message_id = f"{self.platform}-msg-{len(self.sent) + 1}"
         self.sent.append(Sent(room, message_id, reply, thread))
         return message_id

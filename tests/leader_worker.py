@@ -34,7 +34,9 @@ class SinkAdapter:
     async def run(self, handle: object) -> None:
         await asyncio.Event().wait()
 
-    async def send(self, room: str, reply: Reply, *, thread: str | None = None) -> str:
+    async def send(
+        self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
+    ) -> str:
         body = {"room": room, "text": render_text(reply), "by": self._name}
         async with self._session.post(self._url, json=body) as response:
             if response.status != 200:

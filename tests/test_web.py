@@ -33,7 +33,9 @@ class SteeredTransport:
     async def run(self, handle: CommandHandler) -> None:
         await asyncio.Event().wait()
 
-    async def send(self, room: str, reply: Reply, *, thread: str | None = None) -> str:
+    async def send(
+        self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
+    ) -> str:
         return "1"
 
     async def edit(self, room: str, message_id: str, reply: Reply) -> None:

@@ -123,13 +123,15 @@ class PagerDutySender(HttpSender):
         self._keys = dict(routing_keys)
         self._url = url
 
-    async def send(self, room: str, reply: Reply, *, thread: str | None = None) -> str:
+    async def send(
+        self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
+    ) -> str:
         event = _event(reply)
-        key = self._keys.get(room)
-        if not key:
+        routing = self._keys.get(room)
+        if not routing:
             raise DeliveryError(f"pagerduty: no routing key for service {room!r}", permanent=True)
         body: dict[str, Any] = {
-            "routing_key": key.reveal(),
+            "routing_key": routing.reveal(),
             "event_action": event["event_action"],
             "dedup_key": event["dedup_key"],
         }
@@ -162,7 +164,9 @@ class WebhookSender(HttpSender):
         super().__init__()
         self._hooks = dict(hooks)
 
-    async def send(self, room: str, reply: Reply, *, thread: str | None = None) -> str:
+    async def send(
+        self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
+    ) -> str:
         event = _event(reply)
         hook = self._hooks.get(room)
         if hook is None:

@@ -41,8 +41,14 @@ class ChatAdapter(Protocol):
     async def run(self, handle: CommandHandler) -> None:
         """Receive commands until cancelled; answer each with ``await handle(command)``."""
 
-    async def send(self, room: str, reply: Reply, *, thread: str | None = None) -> str:
-        """Post a new message; return its platform message id. Raises ``DeliveryError``."""
+    async def send(
+        self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
+    ) -> str:
+        """Post a new message; return its platform message id. Raises ``DeliveryError``.
+
+        ``key`` is stable across retries of the same notification; platforms with idempotent sends
+        (Matrix transaction ids) use it so a resend after a crash does not post twice.
+        """
 
     async def edit(self, room: str, message_id: str, reply: Reply) -> None:
         """Replace the content of a message we sent earlier. Raises ``DeliveryError``."""

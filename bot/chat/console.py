@@ -69,7 +69,9 @@ class ConsoleAdapter:
             )
             self._write(render_text(await handle(command)))
 
-    async def send(self, room: str, reply: Reply, *, thread: str | None = None) -> str:
+    async def send(
+        self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
+    ) -> str:
         message_id = f"console-{next(self._ids)}"
         self._write(f"\n[notification {message_id}]\n{render_text(reply)}")
         return message_id

@@ -326,11 +326,11 @@ class MatrixAdapter:
     # ---- sending ---------------------------------------------------------------------------------
 
     async def send(
-        self, room: str, reply: Reply, *, thread: str | None = None, txn_id: str | None = None
+        self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
     ) -> str:
-        """Post ``reply``; a stable ``txn_id`` (e.g. the outbox row) makes a resend after a crash a no-op."""
+        """Post ``reply``; a stable ``key`` (the outbox row) is the transaction id: a resend is a no-op."""
         content = reply_content(reply, prefix=self._settings.prefix, thread=thread)
-        event_id = await self._deliver(room, content, txn_id or uuid.uuid4().hex)
+        event_id = await self._deliver(room, content, key or uuid.uuid4().hex)
         await self._remember_confirms(reply, event_id)
         return event_id
 

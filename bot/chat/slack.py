@@ -110,7 +110,9 @@ class SlackAdapter:
         finally:
             await self._shutdown()
 
-    async def send(self, room: str, reply: Reply, *, thread: str | None = None) -> str:
+    async def send(
+        self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
+    ) -> str:
         return await self._post(room, reply, thread=thread, preface=None)
 
     async def _post(self, room: str, reply: Reply, *, thread: str | None, preface: str | None) -> str:

@@ -66,8 +66,22 @@ async def applied_versions(db: Database) -> set[int]:
     return {int(r["version"]) for r in rows}
 
 
+# Several instances starting at once on one PostgreSQL must not apply a version twice.
+_PG_MIGRATION_LOCK = 0x65_73_78_62  # "esxb"
+
+
 async def migrate(db: Database, migrations: list[Migration] | None = None) -> list[int]:
     """Apply what is missing; return the versions applied now. Refuses a database from the future."""
+    if db.dialect != "postgresql":
+        return await _migrate(db, migrations)
+    await db.fetchone("SELECT pg_advisory_lock(?)", (_PG_MIGRATION_LOCK,))
+    try:
+        return await _migrate(db, migrations)
+    finally:
+        await db.fetchone("SELECT pg_advisory_unlock(?)", (_PG_MIGRATION_LOCK,))
+
+
+async def _migrate(db: Database, migrations: list[Migration] | None) -> list[int]:
     todo = bundled_migrations() if migrations is None else migrations
     done = await applied_versions(db)
     known = {m.version for m in todo}

@@ -68,7 +68,9 @@ class OutboxRepo:
 
     async def next_due_at(self, platform: str) -> float | None:
         row = await self._db.fetchone(
-            "SELECT MIN(next_attempt_at) AS t FROM outbox WHERE state = 'pending' AND platform = ?",
+            "SELECT MIN(o.next_attempt_at) AS t FROM outbox o WHERE o.state = 'pending' AND o.platform = ?"
+            " AND o.id = (SELECT MIN(i.id) FROM outbox i WHERE i.state = 'pending'"
+            " AND i.platform = o.platform AND i.room = o.room)",
             (platform,),
         )
         return None if row is None or row["t"] is None else float(row["t"])
