@@ -7,6 +7,7 @@ is ``bot.model`` values only. Lifecycle::
     hosts = await vc.refresh()          # one ContainerView + RetrievePropertiesEx, now
     task = tg.create_task(vc.run())     # keep it current (WaitForUpdatesEx), survive outages
     vc.hosts(); vc.get("esx01"); vc.freshness(); vc.status()
+    vc.on_hosts(cb); vc.on_events(cb, after=key)   # before run: alerting hooks (bot.alerts.vcenter)
     await vc.close()
 
 ``run`` loads the inventory, then follows WaitForUpdatesEx (each wait doubles as keep-alive).
@@ -32,6 +33,8 @@ from bot.clock import Clock, SystemClock
 from bot.inventory import Freshness, find_host
 from bot.model import Host
 from bot.vsphere.collect import Watch, full_refresh
+from bot.vsphere.eventfeed import EventFeed
+from bot.vsphere.events import VCenterEvent
 from bot.vsphere.inventory import PAGE_SIZE, ReleaseLookup
 from bot.vsphere.session import Endpoint, Session
 from bot.vsphere.soap import SoapFault
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
     from bot.config import VCenterSettings
 
 T = TypeVar("T")
+HostsCallback = Callable[[tuple[Host, ...]], None]
+EventsCallback = Callable[[list[VCenterEvent], int], None]
 log = logging.getLogger("esxbot.vsphere")
 
 # What "vCenter is unreachable or answered nonsense" looks like from the worker threads.
@@ -100,6 +105,8 @@ class VSphere:
         self._outage_since: datetime | None = None
         self._error: str | None = None
         self._stopping = False
+        self._host_callbacks: list[HostsCallback] = []
+        self._events: tuple[EventsCallback, EventFeed] | None = None
         if endpoint.insecure:
             log.warning("vCenter %s: TLS certificate verification is DISABLED (insecure: true)", self.name)
 
@@ -156,9 +163,37 @@ class VSphere:
 
     # --- refresh and watch -----------------------------------------------------------------
 
+    def on_hosts(self, callback: HostsCallback) -> None:
+        """Call ``callback(hosts)`` (on the event loop) with every new inventory snapshot."""
+        self._host_callbacks.append(callback)
+
+    def on_events(self, callback: EventsCallback, *, after: int | None) -> None:
+        """Watch vCenter's events in the same WaitForUpdatesEx loop, from the next watch start on.
+
+        ``callback(events, last_key)`` gets the events newer than ``after`` (read back after a
+        restart or an outage) in key order; ``after=None`` starts after the newest event.
+        """
+        self._events = (callback, EventFeed(after))
+
     def _publish(self, hosts: tuple[Host, ...]) -> None:
         self._hosts = hosts
         self._mark_fresh()
+        for callback in self._host_callbacks:
+            try:
+                callback(hosts)
+            except Exception:
+                log.exception("vCenter %s: host callback failed", self.name)
+
+    def _emit_events(self) -> None:
+        if self._events is None:
+            return
+        callback, feed = self._events
+        drained = feed.drain()
+        if drained is not None:
+            try:
+                callback(*drained)
+            except Exception:
+                log.exception("vCenter %s: events callback failed", self.name)
 
     def _mark_fresh(self) -> None:
         self._refreshed_at = self._clock.now()
@@ -205,7 +240,8 @@ class VSphere:
         while not self._stopping:
             try:
                 await self.refresh()
-                watch = await self._call(Watch, self._session)
+                feed = self._events[1] if self._events else None
+                watch = await self._call(Watch, self._session, self._page_size, feed)
                 delay = self._backoff[0]
                 while not self._stopping:
                     hosts = await self._call(self._watch_step, watch)
@@ -213,6 +249,7 @@ class VSphere:
                         self._mark_fresh()
                     else:
                         self._publish(hosts)
+                    self._emit_events()
             except OUTAGE_ERRORS as exc:
                 self._mark_outage(exc)
                 await self._call(self._reset_session)

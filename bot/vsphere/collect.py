@@ -3,7 +3,9 @@
 ``full_refresh`` makes one ContainerView, one RetrievePropertiesEx (+ continuation pages) and
 destroys the view. ``Watch`` owns a private PropertyCollector with one filter on the same paths;
 ``Watch.next`` blocks in WaitForUpdatesEx for at most ``wait_seconds`` and folds the answer into
-its ``Snapshot``. Both run only inside ``VSphere``'s executor and return plain Python values.
+its ``Snapshot``; with an ``EventFeed`` the same collector also carries a filter on the feed's
+EventHistoryCollector ``latestPage``, whose changes go to the feed (one loop for hosts and events).
+Both run only inside ``VSphere``'s executor and return plain Python values.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import http.client
 
 from pyVmomi import vim
 
+from bot.vsphere.eventfeed import EVENT_FIELDS, EventFeed
 from bot.vsphere.inventory import FIELDS, PAGE_SIZE, PROPERTY_SETS, Snapshot, retrieve_all
 from bot.vsphere.session import Session
 from bot.vsphere.soap import (
@@ -59,7 +62,9 @@ def full_refresh(session: Session, page_size: int = PAGE_SIZE) -> Snapshot:
 class Watch:
     """A filter on the inventory paths and the WaitForUpdatesEx version that follows it."""
 
-    def __init__(self, session: Session, max_object_updates: int = PAGE_SIZE) -> None:
+    def __init__(
+        self, session: Session, max_object_updates: int = PAGE_SIZE, events: EventFeed | None = None
+    ) -> None:
         self._session = session
         self._max = max_object_updates
         self.snapshot = Snapshot()
@@ -72,6 +77,11 @@ class Watch:
         self._collector: MoRef = session.call(create_collector)
         spec = filter_spec(self._view, PROPERTY_SETS)
         parse_moref(session.post(create_filter_request(self._collector, spec)))
+        self._events = events
+        self._keep = FIELDS
+        if events is not None:
+            parse_moref(session.post(create_filter_request(self._collector, events.open(session))))
+            self._keep = FIELDS | EVENT_FIELDS
         self._version = ""
 
     def next(self, wait_seconds: int) -> bool:
@@ -81,9 +91,11 @@ class Watch:
             payload = self._session.post(
                 wait_request(self._collector, self._version, wait_seconds, self._max)
             )
-            updates = parse_updates(payload, FIELDS)
+            updates = parse_updates(payload, self._keep)
             if updates is None:
                 return changed
+            if self._events is not None:
+                updates = self._events.split(updates)
             if not self._version:
                 self.snapshot = Snapshot()
             self._version = updates.version
@@ -93,5 +105,7 @@ class Watch:
             wait_seconds = 0  # the rest of a truncated set is already waiting
 
     def close(self) -> None:
+        if self._events is not None and self._events.ref is not None:
+            _destroy(self._session, "DestroyCollector", self._events.ref)
         _destroy(self._session, "DestroyPropertyCollector", self._collector)
         _destroy(self._session, "DestroyView", self._view)
