@@ -41,7 +41,11 @@ from bot.fix_hint import BootFixHint
 from bot.inventory import Inventory, MergedInventory, StaticInventory, find_host
 from bot.inventory_file import BuildLookup, load_inventory, parse_inventory
 from bot.jobs import JobRunner, JobSettings
+from bot.leader import Leadership, open_leadership, run_while_leader
+from bot.logs import Correlation
 from bot.match_rules import RuleSet
+from bot.messages import Command, Reply
+from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.release_service import ReleaseAnnouncer, ReleaseService, bundled_releases
 from bot.services import Services, Store
@@ -53,6 +57,7 @@ from bot.store.releases import ReleaseRepo
 from bot.vsphere.actions import HostActions, door_for
 from bot.vsphere.client import VSphere
 from bot.vsphere.inventory import release_lookup
+from bot.web import Health, WebConfig, serve
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +126,8 @@ class App:
     fetcher: Fetcher | None = None
     syslog: SyslogReceiver | None = None
     fix_hint: BootFixHint | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    correlation: Correlation = field(default_factory=Correlation)
     adapters: dict[str, ChatAdapter] = field(default_factory=dict)
     closers: list[Loop] = field(default_factory=list)  # extra teardown, in order
 
@@ -132,6 +139,7 @@ class App:
         specs: Sequence[CommandSpec] | None = None,
         clock: Clock | None = None,
         inventory: Inventory | None = None,
+        correlation: Correlation | None = None,
     ) -> App:
         if specs is None:
             from handlers import ALL
@@ -142,10 +150,24 @@ class App:
         db = await open_database(url if "://" in url else str(settings.resolve(url)))
         try:
             await migrate(db)
-            return cls._assemble(settings, db, clock, specs, inventory)
+            app = cls._assemble(settings, db, clock, specs, inventory)
         except BaseException:
             await db.close()
             raise
+        if correlation is not None:
+            app.correlation = correlation
+        app.dispatcher.on_outcome = app.metrics.command
+        return app
+
+    @property
+    def database_url(self) -> str:
+        url = self.settings.database_url
+        return url if "://" in url else str(self.settings.resolve(url))
+
+    async def handle(self, command: Command) -> Reply:
+        """The dispatcher, with one correlation id on every log line of the command."""
+        with self.correlation.scope("cmd"):
+            return await self.dispatcher.handle(command)
 
     @classmethod
     def _assemble(
@@ -257,25 +279,33 @@ class App:
         self.adapters[adapter.platform] = adapter
 
     async def prepare(self) -> None:
-        """Start-up work that reads the database: stored releases, interrupted jobs, fix hints."""
+        """Start-up work that reads the database: stored releases and fix hints."""
         if self.poller is not None:
             await self.poller.restore()
         if self.fix_hint is not None:
             await self.fix_hint.refresh()
+
+    async def _recover_jobs(self) -> None:
+        """Leader-only, once per term: jobs left running by a dead process are reported interrupted."""
         if self.services.jobs is not None:
             for job in await self.services.jobs.recover():
                 log.warning("job #%d was interrupted by a restart; reported, not re-run", job.id)
 
-    def background(self) -> list[tuple[str, Loop]]:
-        """The loops that only one instance should run (leader-only with several instances)."""
-        loops: list[tuple[str, Loop]] = [(f"vcenter-{vc.name}", vc.run) for vc in self.vcenters]
+    def background(self) -> dict[str, Loop]:
+        """The loops only the leader runs: watchers, polling, alert timers, outbox delivery, Matrix sync."""
+        loops: dict[str, Loop] = {"job-recovery": self._recover_jobs}
+        loops.update({f"vcenter-{vc.name}": vc.run for vc in self.vcenters})
         if self.poller is not None:
-            loops.append(("sources", self.poller.run))
+            loops["sources"] = self.poller.run
         if self.services.alerts is not None:
-            loops.append(("alerts", self.services.alerts.run))
+            loops["alerts"] = self.services.alerts.run
         if self.syslog is not None:
-            loops.append(("syslog", self.syslog.run))
-        loops.extend((f"outbox-{name}", self._delivery(name)) for name in self.adapters)
+            loops["syslog"] = self.syslog.run
+        for name in self.adapters:
+            loops[f"outbox-{name}"] = self._delivery(name)
+        if "matrix" in self.adapters:  # one syncing instance: next_batch is shared in the database
+            loops["chat-matrix"] = self._chat(self.adapters["matrix"])
+        loops["metrics"] = self._metrics_loop
         return loops
 
     def _delivery(self, platform: str) -> Loop:
@@ -284,19 +314,75 @@ class App:
 
         return deliver
 
+    def _chat(self, adapter: ChatAdapter) -> Loop:
+        async def chat() -> None:
+            await adapter.run(self.handle)
+
+        return chat
+
+    async def _metrics_loop(self) -> None:
+        """Counters other parts keep themselves, copied into ``/metrics`` every few seconds."""
+        seen_received = seen_dropped = 0
+        while True:
+            if self.syslog is not None:
+                stats = self.syslog.stats()
+                dropped = stats.dropped_garbage + stats.dropped_ratelimit + stats.dropped_oversize
+                self.metrics.syslog_line(count=stats.received - seen_received)
+                self.metrics.syslog_line(dropped=True, count=dropped - seen_dropped)
+                seen_received, seen_dropped = stats.received, dropped
+            await self.services.clock.sleep(5.0)
+
+    def health(self, leadership: Leadership | None) -> Health:
+        alerts = self.services.alerts
+
+        async def alert_counts() -> Mapping[str, int]:
+            return await alerts.alerts.counts() if alerts is not None else {}
+
+        def probe(vc: VSphere) -> Callable[[], Coroutine[Any, Any, bool]]:
+            async def alive() -> bool:
+                return vc.status().connected
+
+            return alive
+
+        return Health(
+            db=self.db,
+            adapters=self.adapters,
+            metrics=self.metrics,
+            vcenters={vc.name: probe(vc) for vc in self.vcenters},
+            leadership=leadership,
+            outbox_stats=OutboxRepo(self.db).stats,
+            alert_counts=alert_counts,
+            config=WebConfig(
+                host=self.settings.web_host, port=self.settings.web_port, leader_only=frozenset({"matrix"})
+            ),
+            clock=self.services.clock,
+        )
+
     async def run(self) -> None:
-        """Run chat adapters and background loops until the first chat adapter returns (console EOF)."""
+        """Until the first chat adapter that runs everywhere returns (console EOF) or cancellation.
+
+        Every instance answers Slack and console commands; the leader (PostgreSQL advisory lock, or
+        the single-instance lock on a SQLite file) also runs ``background()``.
+        """
         chats = {n: a for n, a in self.adapters.items() if n in ("console", "slack", "matrix")}
         if not chats:
             raise RuntimeError("no chat adapter configured")
+        leadership = await open_leadership(self.database_url, self.db, name=self.settings.leader_name)
         await self.prepare()
         async with asyncio.TaskGroup() as group:
-            loops = [group.create_task(fn(), name=name) for name, fn in self.background()]
-            adapters = [
-                group.create_task(a.run(self.dispatcher.handle), name=f"chat-{n}") for n, a in chats.items()
+            others = [
+                group.create_task(leadership.run(), name="leadership"),
+                group.create_task(run_while_leader(leadership, self.background()), name="leader-loops"),
             ]
-            await asyncio.wait(adapters, return_when=asyncio.FIRST_COMPLETED)
-            for task in [*adapters, *loops]:
+            if self.settings.web_port:
+                others.append(group.create_task(serve(self.health(leadership)), name="web"))
+            everywhere = [
+                group.create_task(a.run(self.handle), name=f"chat-{n}")
+                for n, a in chats.items()
+                if n != "matrix"
+            ]
+            await asyncio.wait(everywhere or others, return_when=asyncio.FIRST_COMPLETED)
+            for task in [*everywhere, *others]:
                 task.cancel()
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.esxi import BuildCatalog
 from bot.feeds.cli_support import match_notes, notes_parse, sources_poll_once
 from bot.inventory_file import InventoryError, load_inventory
+from bot.logs import Correlation, Redactor, configure, secret_values
 from bot.match_rules import RuleError as MatchRuleError
 from bot.messages import Command, Conversation, User
 from bot.store.db import StoreError
@@ -38,15 +39,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("esxbot")
 
 
-def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
-    """``quiet`` (one-shot commands): INFO chatter is dropped unless a level was chosen explicitly."""
-    level = getattr(logging, settings.log_level.upper(), logging.INFO)
-    if quiet and settings.log_level.upper() == "INFO":
-        level = logging.WARNING
-    logging.basicConfig(
+def setup_logging(settings: Settings, correlation: Correlation, *, quiet: bool = False) -> None:
+    """Redacted (every configured secret), correlated log lines; JSON when ``log_json`` is set.
+
+    ``quiet`` (one-shot commands): INFO chatter is dropped unless a level was chosen explicitly.
+    """
+    level = settings.log_level.upper()
+    if quiet and level == "INFO":
+        level = "WARNING"
+    configure(
         level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        json_lines=settings.log_json,
+        redactor=Redactor(secret_values(settings)),
+        correlation=correlation,
     )
 
 
@@ -81,10 +86,10 @@ def chat_adapters(app: App) -> list[ChatAdapter]:
     return found or [ConsoleAdapter(settings.console_user, clock)]
 
 
-async def _run(settings: Settings) -> int:
+async def _run(settings: Settings, correlation: Correlation) -> int:
     from bot.app import App
 
-    app = await App.open(settings)
+    app = await App.open(settings, correlation=correlation)
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if main is not None:
@@ -135,7 +140,7 @@ async def _say(settings: Settings, text: str, as_user: str | None, as_json: bool
             text=text,
             sent_at=app.services.clock.now(),
         )
-        reply = await app.dispatcher.handle(command)
+        reply = await app.handle(command)
     finally:
         await app.close()
     if as_json:
@@ -203,10 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"esxbot: configuration error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings, quiet=args.cmd != "run")
+    correlation = Correlation()
+    console = not (settings.slack.enabled or settings.matrix.enabled)
+    setup_logging(settings, correlation, quiet=args.cmd != "run" or console)
     try:
         if args.cmd == "run":
-            return asyncio.run(_run(settings))
+            return asyncio.run(_run(settings, correlation))
         if args.cmd == "say":
             return asyncio.run(_say(settings, args.text, args.as_user, args.json))
         if args.cmd == "notes":

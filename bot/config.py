@@ -110,6 +110,10 @@ class Settings:
     stale_command_age: int = 120
     log_level: str = "INFO"
     log_json: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = 0  # /healthz, /readyz, /metrics; 0: off (the deploy files set 9090)
+    leader_name: str = "esxbot"  # instances with the same name and database elect one leader
+    instance: str = ""  # this instance's name in logs and /readyz (default: host name and pid)
     auth: AuthSettings = field(default_factory=AuthSettings)
     slack: SlackSettings = field(default_factory=SlackSettings)
     matrix: MatrixSettings = field(default_factory=MatrixSettings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 
@@ -34,10 +34,18 @@ def new_ref() -> str:
 
 
 class Dispatcher:
-    def __init__(self, specs: Mapping[str, CommandSpec], services: Services, policy: Policy) -> None:
+    def __init__(
+        self,
+        specs: Mapping[str, CommandSpec],
+        services: Services,
+        policy: Policy,
+        *,
+        on_outcome: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.specs = specs
         self.services = services
         self.policy = policy
+        self.on_outcome = on_outcome  # (command name, outcome) for metrics
 
     def role_of(self, user: User) -> Role:
         return self.policy.role_of(user.id)
@@ -152,6 +160,8 @@ class Dispatcher:
     async def _audit(
         self, command: Command, name: str | None, outcome: str, detail: str | None, ref: str
     ) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(name or "-", outcome)
         try:
             await self.services.store.audit.record(
                 at=self.services.clock.now(),

@@ -143,7 +143,7 @@ class LeaderState:
         if was == self.is_leader:
             return
         self._changed.set()
-        log.warning("leadership %s (term %s)", "gained" if token is not None else "lost", token)
+        log.info("leadership %s (term %s)", "gained" if token is not None else "lost", token)
         for listener in list(self._listeners):
             try:
                 listener(self.is_leader)

@@ -218,6 +218,11 @@ class AlertRepo:
         row = await self._db.fetchone("SELECT MIN(next_step_at) AS t FROM alerts WHERE state <> 'resolved'")
         return None if row is None or row["t"] is None else float(row["t"])
 
+    async def counts(self) -> dict[str, int]:
+        """Alerts by state, for ``/metrics``."""
+        rows = await self._db.fetchall("SELECT state, COUNT(*) AS n FROM alerts GROUP BY state")
+        return {str(r["state"]): int(r["n"]) for r in rows}
+
     async def listing(self, *, include_resolved: bool, limit: int = 50) -> list[AlertRecord]:
         where = "" if include_resolved else "WHERE state <> 'resolved'"
         rows = await self._db.fetchall(
