@@ -102,7 +102,7 @@ class VCenterSettings:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str = "var/esxbot.db"
+    database_url: str = field(default="var/esxbot.db", repr=False)  # may hold a password
     inventory_file: str = ""
     demo: bool | None = None  # None: demo when no chat platform and no vCenter is configured
     console_user: str = "console:admin"
