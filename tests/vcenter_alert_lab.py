@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -74,9 +74,10 @@ MODEL: dict[str, Any] = {
 FIX_HINT = "PR 2777003 in ESXi 7.0 Update 2c"
 
 
-def oncall(first: str, second: str, *, after: str = "2s") -> dict[str, Any]:
+def oncall(first: str, second: str, *, after: str = "2s", repeat: str | None = None) -> dict[str, Any]:
     """``first`` is on call (mentioned on the page), ``second`` is the next level after ``after``."""
     return {
+        **({"repeat": repeat} if repeat else {}),
         "timezone": "UTC",
         "people": {"ann": {"matrix": first, "console": "ann"}, "bob": {"matrix": second, "console": "bob"}},
         "rotation": {
@@ -104,6 +105,8 @@ class AlertStack:
     adapters: Mapping[str, Any]
     policy: dict[str, Any]
     group_wait: float = 0.5
+    # called with the opened database before the loops start (e.g. to build a MatrixAdapter on it)
+    on_db: Callable[[SqliteDatabase], Awaitable[Mapping[str, Any]]] | None = None
     db: SqliteDatabase | None = None
     engine: AlertEngine | None = None
     watcher: VCenterAlertWatcher | None = None
@@ -115,6 +118,8 @@ class AlertStack:
         clock = SystemClock()
         self.db = db = await SqliteDatabase.open(self.db_path)
         await migrate(db)
+        if self.on_db is not None:
+            self.adapters = await self.on_db(db)
         subs = SubscriptionRepo(db)
         for room in self.rooms:
             if room not in await subs.rooms("alerts"):
