@@ -6,14 +6,15 @@ the real clock with short timeouts, because the simulator's host operations take
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.app import App
 from bot.bmc import BmcDirectory
 from bot.clock import FakeClock, SystemClock
+from bot.host_ops import ClusterImageOps
 from bot.jobs import JobRunner, JobSettings
 from bot.messages import Command, Confirm, Conversation, Reply, User
 from bot.store.jobs import JobRepo
@@ -45,6 +46,8 @@ class LabBot:
     vc: VSphere
     lab: Vcsim
     runner: JobRunner
+    settings: JobSettings = SETTINGS
+    lifecycle: Mapping[str, ClusterImageOps] = field(default_factory=dict)
 
     async def say(self, text: str, *, as_user: str = OPERATOR, message_id: str = "m1") -> Reply:
         command = Command(
@@ -71,7 +74,8 @@ class LabBot:
             SystemClock(),
             actions={self.vc.name: actions},
             bmcs=self.runner._bmcs,
-            settings=SETTINGS,
+            settings=self.settings,
+            lifecycle=self.lifecycle,
         )
         self.runner = runner
         self.app.dispatcher.services = replace(self.app.services, jobs=runner)
@@ -89,7 +93,14 @@ def token(reply: Reply) -> str:
 
 
 @asynccontextmanager
-async def lab_bot(lab: Vcsim, tmp_path: Path, bmcs: BmcDirectory | None = None) -> AsyncIterator[LabBot]:
+async def lab_bot(
+    lab: Vcsim,
+    tmp_path: Path,
+    bmcs: BmcDirectory | None = None,
+    *,
+    settings: JobSettings = SETTINGS,
+    lifecycle: Callable[[VSphere], Mapping[str, ClusterImageOps]] | None = None,
+) -> AsyncIterator[LabBot]:
     endpoint = Endpoint(
         name="lab",
         host=lab.host,
@@ -102,7 +113,8 @@ async def lab_bot(lab: Vcsim, tmp_path: Path, bmcs: BmcDirectory | None = None) 
     await vc.refresh()
     clock = FakeClock()
     app = await App.open(bot_settings(tmp_path), clock=clock, inventory=vc, specs=SPECS)
-    bot = LabBot(app, clock, vc, lab, runner=None)  # type: ignore[arg-type]
+    bot = LabBot(app, clock, vc, lab, runner=None, settings=settings)  # type: ignore[arg-type]
+    bot.lifecycle = lifecycle(vc) if lifecycle else {}
     bot.runner = JobRunner(
         JobRepo(app.db), app.outbox, app.services.store.audit, SystemClock(), actions={}, bmcs=bmcs
     )

@@ -14,6 +14,7 @@ checked against a strict pattern first; names only ever travel as query paramete
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -81,9 +82,10 @@ class Lifecycle:
         return context
 
     async def _login(self, http: aiohttp.ClientSession) -> None:
-        auth = aiohttp.BasicAuth(self._endpoint.user, self._endpoint.password)
+        pair = f"{self._endpoint.user}:{self._endpoint.password}".encode()
+        auth = {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
         try:
-            async with http.post(f"{self._base}/api/session", auth=auth) as resp:
+            async with http.post(f"{self._base}/api/session", headers=auth) as resp:
                 if resp.status != 201 and resp.status != 200:
                     raise ActionError(f"vCenter REST login refused (HTTP {resp.status})")
                 token = await resp.json()
