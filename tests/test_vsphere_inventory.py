@@ -14,8 +14,17 @@ import pytest
 
 from bot.esxi import BuildCatalog
 from bot.model import BootKind, ConnectionState
-from bot.vsphere.inventory import Snapshot, bootbank_mounted, detect_boot, release_lookup, retrieve_all
-from bot.vsphere.soap import Data, MoRef, SoapFault, parse_updates
+from bot.vsphere.hostprops import DECODERS, FIELDS, Volume, from_data
+from bot.vsphere.inventory import (
+    Snapshot,
+    bootbank_mounted,
+    detect_boot,
+    parse_page,
+    release_lookup,
+    retrieve_all,
+)
+from bot.vsphere.scan import Unsupported, scan_retrieve
+from bot.vsphere.soap import Data, MoRef, ObjectContent, SoapFault, parse_retrieve, parse_updates
 
 PAGES = Path(__file__).parent / "data" / "vsphere"
 COLLECTOR = MoRef("PropertyCollector", "propertyCollector")
@@ -114,10 +123,11 @@ def _props(
         m.update(volume=vol, mountInfo=info)
         return m
 
-    return {
+    raw = {
         "config.storageDevice.hostBusAdapter": [hba(*h) for h in hbas],
         "config.fileSystemVolume.mountInfo": [mount(*v) for v in volumes],
     }
+    return {path: from_data(path, value) for path, value in raw.items()}
 
 
 @pytest.mark.parametrize(
@@ -156,3 +166,70 @@ def test_bootbank_mount_state() -> None:
     lost = _props([], [("BOOTBANK1", "vfat", None, False), ("BOOTBANK2", "vfat", None, True)])
     assert bootbank_mounted(lost) is False
     assert bootbank_mounted(_props([], [("OSDATA-1", "VMFSOS", "naa.1", True)])) is None
+
+
+def _decoded_by_elementtree(payload: bytes) -> list[ObjectContent]:
+    page = parse_retrieve(payload, FIELDS)
+    return [ObjectContent(o.obj, {k: from_data(k, v) for k, v in o.props.items()}) for o in page.objects]
+
+
+@pytest.mark.parametrize("page", ["retrieve-page1.xml", "retrieve-page2.xml", "retrieve-page3.xml"])
+def test_scanner_and_elementtree_agree_on_recorded_pages(page: str) -> None:
+    payload = (PAGES / page).read_bytes()
+    scanned = scan_retrieve(payload, DECODERS)
+    assert scanned.objects and list(scanned.objects) == _decoded_by_elementtree(payload)
+    assert scanned.token == parse_retrieve(payload).token
+
+
+def _answer(props: str) -> bytes:
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+        b'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+        b'<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval>'
+        b'<objects><obj type="HostSystem">host-9</obj>'
+        + props.encode()
+        + b"</objects></returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"
+    )
+
+
+def test_scanner_reads_entities_attributes_and_empty_values() -> None:
+    payload = _answer(
+        '<propSet><name>name</name><val xsi:type="xsd:string">esx&amp;1 &lt;lab&gt;</val></propSet>'
+        '<propSet><name>vm</name><val xsi:type="ArrayOfManagedObjectReference"/></propSet>'
+        '<propSet><name>configIssue</name><val xsi:type="ArrayOfEvent"><Event xsi:type="EventEx">'
+        "<key>1</key><fullFormattedMessage>Lost &quot;boot&quot; device</fullFormattedMessage>"
+        "</Event></val></propSet>"
+        "<propSet><name>config.fileSystemVolume.mountInfo</name>"
+        '<val xsi:type="ArrayOfHostFileSystemMountInfo">'
+        "<HostFileSystemMountInfo><mountInfo><path>/vmfs/volumes/x</path>"
+        '<mounted xsi:type="xsd:boolean">false'
+        "</mounted><accessible>true</accessible></mountInfo>"
+        '<volume xsi:type="HostVfatVolume"><type>vfat</type><name>BOOTBANK1</name></volume>'
+        "</HostFileSystemMountInfo>"
+        "<HostFileSystemMountInfo><mountInfo><mounted>true</mounted></mountInfo>"
+        '<volume xsi:type="HostVmfsVolume">'
+        "<type>VMFS</type><name>datastore1</name><extent><diskName>naa.1</diskName></extent></volume>"
+        "</HostFileSystemMountInfo></val></propSet>"
+    )
+    scanned = scan_retrieve(payload, DECODERS).objects[0].props
+    assert scanned == _decoded_by_elementtree(payload)[0].props
+    assert scanned["name"] == "esx&1 <lab>"
+    assert scanned["vm"] == 0
+    assert scanned["configIssue"] == ('Lost "boot" device',)
+    assert scanned["config.fileSystemVolume.mountInfo"] == (Volume("BOOTBANK1", "vfat", False, True, ()),)
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        "<propSet> <name>name</name><val>esx</val></propSet>",  # spaced layout
+        "<propSet><name>name</name><val><![CDATA[esx]]></val></propSet>",
+        "<propSet><name>summary</name><val>whole summary</val></propSet>",  # no decoder
+    ],
+)
+def test_scanner_declines_what_it_does_not_read_and_parse_page_falls_back(props: str) -> None:
+    payload = _answer(props)
+    with pytest.raises(Unsupported):
+        scan_retrieve(payload, DECODERS)
+    assert [o.obj for o in parse_page(payload).objects] == [MoRef("HostSystem", "host-9")]

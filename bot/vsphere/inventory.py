@@ -5,6 +5,8 @@ datacenters) and only leaf property paths (``HOST_PATHS``), never whole ``runtim
 or ``config``: a host's ``runtime`` alone is ~39 KB of sensor XML. ``retrieve_all`` follows the
 ContinueRetrievePropertiesEx token a real vCenter pages with (100 objects by default); the
 same filter spec then feeds WaitForUpdatesEx, whose changes ``Snapshot.apply`` folds in.
+Values are kept decoded (bot/vsphere/hostprops.py): retrieval pages are byte-scanned
+(bot/vsphere/scan.py) and fall back to ElementTree only for answers the scanner declines.
 
 Boot device (``detect_boot``), in order:
 1. the disk under the OSDATA volume (VMFSOS / VMFS-L extent): its adapter (``mpx.vmhbaN:…``)
@@ -27,13 +29,15 @@ from typing import Any
 
 from bot.esxi import BuildCatalog
 from bot.model import BootDevice, BootKind, ConnectionState, Host, PowerState
+from bot.vsphere.hostprops import DECODERS, Adapter, Volume, from_data
+from bot.vsphere.hostprops import FIELDS as FIELDS  # re-exported for collect.py
+from bot.vsphere.scan import Unsupported, scan_retrieve
 from bot.vsphere.soap import (
-    Data,
     MoRef,
     ObjectContent,
     PropertySet,
+    RetrievePage,
     UpdateSet,
-    as_list,
     continue_request,
     parse_retrieve,
     retrieve_request,
@@ -67,14 +71,6 @@ PROPERTY_SETS = (
     PropertySet("Folder", ("name", "parent")),
     PropertySet("Datacenter", ("name",)),
 )
-# Data-object fields read by the conversion below; everything else is skipped while parsing.
-FIELDS = frozenset(
-    {
-        "device", "driver", "model", "volume", "mountInfo", "name", "type", "extent", "diskName",
-        "mounted", "accessible", "fullFormattedMessage", "message",
-        "identifierValue", "identifierType", "key",
-    }
-)  # fmt: skip
 PAGE_SIZE = 1000
 
 Post = Callable[[bytes], bytes]  # one SOAP request → response body (raises SoapFault/OSError)
@@ -95,12 +91,26 @@ def release_lookup(catalog: BuildCatalog) -> ReleaseLookup:
     return lookup
 
 
+def parse_page(payload: bytes) -> RetrievePage:
+    """One retrieval page with every value decoded (``hostprops``): scanned, or parsed when the
+    scanner declines the answer (a fault, unusual XML; see bot/vsphere/scan.py)."""
+    try:
+        return scan_retrieve(payload, DECODERS)
+    except Unsupported:
+        page = parse_retrieve(payload, FIELDS)
+    objects = tuple(
+        ObjectContent(o.obj, {name: from_data(name, val) for name, val in o.props.items()})
+        for o in page.objects
+    )
+    return RetrievePage(objects=objects, token=page.token)
+
+
 def retrieve_all(post: Post, collector: MoRef, spec: str, page_size: int = PAGE_SIZE) -> list[ObjectContent]:
     """RetrievePropertiesEx, then ContinueRetrievePropertiesEx while vCenter hands out a token."""
-    page = parse_retrieve(post(retrieve_request(collector, spec, page_size)), FIELDS)
+    page = parse_page(post(retrieve_request(collector, spec, page_size)))
     objects = list(page.objects)
     while page.token:
-        page = parse_retrieve(post(continue_request(collector, page.token)), FIELDS)
+        page = parse_page(post(continue_request(collector, page.token)))
         objects.extend(page.objects)
     return objects
 
@@ -125,7 +135,7 @@ class Snapshot:
                 if op in ("remove", "indirectRemove"):
                     props.pop(name, None)
                 else:
-                    props[name] = val
+                    props[name] = from_data(name, val)
             self._props[update.obj] = props
         return len(updates.objects)
 
@@ -159,7 +169,7 @@ class Snapshot:
 
 def _text(props: Mapping[str, Any], path: str) -> str | None:
     val = props.get(path)
-    return str(val).strip() or None if isinstance(val, str | int) else None
+    return val.strip() or None if isinstance(val, str) else None
 
 
 def _build(props: Mapping[str, Any]) -> int | None:
@@ -167,54 +177,30 @@ def _build(props: Mapping[str, Any]) -> int | None:
     return int(text) if text and text.isdigit() else None
 
 
+_SERIAL_KEYS = ("ServiceTag", "SerialNumberTag", "EnclosureSerialNumberTag")
+
+
 def _serial(props: Mapping[str, Any]) -> str | None:
     serial = _text(props, "hardware.systemInfo.serialNumber")
     if serial:
         return serial
-    for info in as_list(props.get("hardware.systemInfo.otherIdentifyingInfo")):
-        if not isinstance(info, Data):
-            continue
-        key = (
-            info.get("identifierType", {}).get("key")
-            if isinstance(info.get("identifierType"), Data)
-            else None
-        )
-        if key in ("ServiceTag", "SerialNumberTag", "EnclosureSerialNumberTag") and info.get(
-            "identifierValue"
-        ):
-            return str(info["identifierValue"]).strip() or None
+    for key, value in props.get("hardware.systemInfo.otherIdentifyingInfo") or ():
+        if key in _SERIAL_KEYS and value.strip():
+            return str(value).strip()
     return None
 
 
-def _flag(raw: Any, default: bool) -> bool:
-    """xsd:boolean inside a data object arrives untyped, as the text "true"/"false"."""
-    if isinstance(raw, bool):
-        return raw
-    return raw.strip() == "true" if isinstance(raw, str) else default
+def _volumes(props: Mapping[str, Any]) -> tuple[Volume, ...]:
+    volumes: tuple[Volume, ...] = props.get("config.fileSystemVolume.mountInfo") or ()
+    return volumes
 
 
-def _volumes(props: Mapping[str, Any]) -> list[tuple[str, str, bool, list[str]]]:
-    """(name, type, mounted-and-accessible, extent disk names) per file system volume."""
-    out = []
-    for mount in as_list(props.get("config.fileSystemVolume.mountInfo")):
-        if not isinstance(mount, Data) or not isinstance(mount.get("volume"), Data):
-            continue
-        volume, info = mount["volume"], mount.get("mountInfo") or Data("HostMountInfo")
-        ok = _flag(info.get("mounted"), True) and _flag(info.get("accessible"), True)
-        disks = [
-            e["diskName"] for e in as_list(volume.get("extent")) if isinstance(e, Data) and e.get("diskName")
-        ]
-        out.append((str(volume.get("name", "")), str(volume.get("type", "")), ok, disks))
-    return out
+def _adapters(props: Mapping[str, Any]) -> dict[str, Adapter]:
+    return {a.device: a for a in props.get("config.storageDevice.hostBusAdapter") or ()}
 
 
-def _adapters(props: Mapping[str, Any]) -> dict[str, Data]:
-    hbas = as_list(props.get("config.storageDevice.hostBusAdapter"))
-    return {str(h["device"]): h for h in hbas if isinstance(h, Data) and h.get("device")}
-
-
-def _kind_of_adapter(hba: Data) -> tuple[BootKind, str]:
-    driver, model = str(hba.get("driver", "")).lower(), str(hba.get("model", ""))
+def _kind_of_adapter(hba: Adapter) -> tuple[BootKind, str]:
+    driver, model = hba.driver.lower(), hba.model
     if driver in ("vmkusb", "usb-storage") or "usb" in model.lower():
         if _SD_MODEL.search(model):
             return BootKind.SD, f"adapter model {model!r} is an SD card reader"
@@ -229,39 +215,37 @@ def _kind_of_adapter(hba: Data) -> tuple[BootKind, str]:
         return BootKind.SAN, f"adapter driver {driver} is a SAN initiator"
     if "satadom" in model.lower():
         return BootKind.SATADOM, f"adapter model {model!r} is a SATADOM"
-    return BootKind.DISK, f"adapter {hba.get('device')} ({driver or 'unknown driver'}) is a local controller"
+    return BootKind.DISK, f"adapter {hba.device} ({driver or 'unknown driver'}) is a local controller"
 
 
 def detect_boot(props: Mapping[str, Any]) -> BootDevice:
     """Boot device from HBAs and the BOOTBANK/OSDATA volumes (rules in the module docstring)."""
-    volumes = _volumes(props)
-    adapters = _adapters(props)
     if "config.fileSystemVolume.mountInfo" not in props:
         return BootDevice(reason="vCenter reported no file system volumes for this host")
+    volumes = _volumes(props)
+    adapters = _adapters(props)
     osdata = [
-        disks[0]
-        for name, vtype, _ok, disks in volumes
-        if disks and (name.upper().startswith("OSDATA") or vtype.upper() in ("VMFSOS", "VMFS-L"))
+        v.disks[0]
+        for v in volumes
+        if v.disks and (v.name.upper().startswith("OSDATA") or v.type.upper() in ("VMFSOS", "VMFS-L"))
     ]
-    bootbanks = [v for v in volumes if v[0].upper().startswith("BOOTBANK")]
+    bootbanks = [v for v in volumes if v.name.upper().startswith("BOOTBANK")]
     if osdata:
         disk = osdata[0]
         match = _MPX.match(disk)
         hba = adapters.get(match.group(1)) if match else None
         if hba is not None:
             kind, why = _kind_of_adapter(hba)
-            return BootDevice(
-                kind, disk, str(hba["device"]), hba.get("driver") or None, f"OSDATA is on {disk}; {why}"
-            )
+            return BootDevice(kind, disk, hba.device, hba.driver or None, f"OSDATA is on {disk}; {why}")
         lowered = disk.lower()
         kind = BootKind.NVME if lowered.startswith(("t10.nvme", "eui.")) else BootKind.DISK
         return BootDevice(kind, disk, None, None, f"OSDATA is on {disk} (adapter not named by the device)")
     flash = [(d, h) for d, h in adapters.items() if _kind_of_adapter(h)[0] in (BootKind.USB, BootKind.SD)]
     if bootbanks and flash:
-        device, hba = sorted(flash)[0]
+        device, hba = sorted(flash, key=lambda pair: pair[0])[0]
         kind, why = _kind_of_adapter(hba)
         reason = f"BOOTBANK volumes present and no OSDATA disk; {why} ({device})"
-        return BootDevice(kind, None, device, hba.get("driver") or None, reason)
+        return BootDevice(kind, None, device, hba.driver or None, reason)
     if not bootbanks:
         return BootDevice(reason="no BOOTBANK or OSDATA volume reported (stateless/PXE host?)")
     return BootDevice(
@@ -271,14 +255,14 @@ def detect_boot(props: Mapping[str, Any]) -> BootDevice:
 
 def bootbank_mounted(props: Mapping[str, Any]) -> bool | None:
     """True when every BOOTBANK volume is mounted and accessible; None when there is none."""
-    states = [ok for name, _t, ok, _d in _volumes(props) if name.upper().startswith("BOOTBANK")]
+    states = [v.mounted and v.accessible for v in _volumes(props) if v.name.upper().startswith("BOOTBANK")]
     return all(states) if states else None
 
 
 def _drivers(props: Mapping[str, Any]) -> Mapping[str, str]:
-    names = [h.get("driver") for h in _adapters(props).values()]
-    names += [n.get("driver") for n in as_list(props.get("config.network.pnic")) if isinstance(n, Data)]
-    return MappingProxyType({str(n): "" for n in sorted({n for n in names if n})})
+    names = {a.driver for a in props.get("config.storageDevice.hostBusAdapter") or () if a.driver}
+    names.update(props.get("config.network.pnic") or ())
+    return MappingProxyType(dict.fromkeys(sorted(names), ""))
 
 
 def _connection(raw: Any) -> ConnectionState:
@@ -302,12 +286,8 @@ def host_from_props(
     cluster: str | None = None,
     release: ReleaseLookup | None = None,
 ) -> Host:
+    """A ``Host`` from one host's decoded properties (``hostprops``)."""
     build = _build(props)
-    issues = tuple(
-        str(i.get("fullFormattedMessage") or i.get("message") or i.type)
-        for i in as_list(props.get("configIssue"))
-        if isinstance(i, Data)
-    )
     maintenance = props.get("runtime.inMaintenanceMode")
     boot_time = props.get("runtime.bootTime")
     return Host(
@@ -329,7 +309,7 @@ def host_from_props(
         in_maintenance=maintenance if isinstance(maintenance, bool) else None,
         boot_time=boot_time if isinstance(boot_time, datetime) else None,
         overall_status=_text(props, "overallStatus"),
-        config_issues=issues,
-        vm_count=len(as_list(props.get("vm"))),
+        config_issues=tuple(props.get("configIssue") or ()),
+        vm_count=props.get("vm") or 0,
         source=f"vcenter:{vcenter}",
     )

@@ -3,7 +3,9 @@
 pyvmomi's deserialiser reads about 7 MB/s of XML, which at thousands of hosts costs more than
 vCenter's answer itself (see notes/vcsim.md §5). So RetrievePropertiesEx,
 ContinueRetrievePropertiesEx and WaitForUpdatesEx are written and parsed here with the C
-ElementTree parser; login, views and filters stay with pyvmomi.
+ElementTree parser (the inventory refresh scans its answer faster still, bot/vsphere/scan.py,
+and comes here only for answers the scanner declines); login, views and filters stay with
+pyvmomi.
 
 Parsed values are plain Python: ``str``/``int``/``bool``/``datetime`` for xsd scalars, ``MoRef``
 for managed object references, ``list`` for ``ArrayOf…`` values and ``Data`` (a dict with the
@@ -12,7 +14,6 @@ xsi:type in ``Data.type``) for data objects, whose repeated fields are lists.
 
 from __future__ import annotations
 
-import gc
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -164,10 +165,10 @@ def value(elem: ET.Element, keep: frozenset[str] | None = None) -> Any:
     """
     xsi = elem.get(_XSI_TYPE, "")
     ref_type = elem.get("type")
-    if (xsi.endswith("ManagedObjectReference") or (ref_type is not None and not xsi)) and len(elem) == 0:
-        return MoRef(ref_type or "", elem.text or "")
     if xsi.startswith("ArrayOf"):
         return [value(child, keep) for child in elem]
+    if (xsi.endswith("ManagedObjectReference") or (ref_type is not None and not xsi)) and len(elem) == 0:
+        return MoRef(ref_type or "", elem.text or "")
     if len(elem) == 0:
         return _scalar(xsi, elem.text or "") if xsi else (elem.text or "")
     data = Data(xsi.rpartition(":")[2])
@@ -202,13 +203,7 @@ _GO_XSI_DECL = b' xmlns:XMLSchema-instance="http://www.w3.org/2001/XMLSchema-ins
 def _body(payload: bytes) -> ET.Element:
     if _GO_XSI_DECL in payload[:4096] or _GO_XSI_DECL in payload[-65536:]:
         payload = payload.replace(_GO_XSI_DECL, b"").replace(b"XMLSchema-instance:type=", b"xsi:type=")
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # building ~10^5 elements would trigger full collections for nothing
-    try:
-        root = ET.fromstring(payload)  # noqa: S314 - vCenter's answer over a verified or pinned TLS session
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    root = ET.fromstring(payload)  # noqa: S314 - vCenter's answer over a verified or pinned TLS session
     body = root.find(f"{{{_SOAPENV}}}Body")
     if body is None or len(body) == 0:
         raise SoapFault("InvalidResponse", "no SOAP body")
