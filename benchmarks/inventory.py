@@ -1,14 +1,17 @@
 """Inventory refresh against vcsimlab at 1,000 and 5,000 hosts: esxbot vs naive pyvmomi vs raw SOAP.
 
 - esxbot: ``VSphere.refresh()``: ContainerView + one RetrievePropertiesEx on 19 leaf paths,
-  parsed by bot/vsphere/soap.py (ElementTree), turned into ``bot.model.Host`` (best of 3).
+  byte-scanned by bot/vsphere/scan.py into decoded values, turned into ``bot.model.Host``,
+  view destroyed (best and median of ``--repeat``).
 - naive: ``for h in view.view: h.name, h.summary.config.product.build, h.runtime.connectionState``
   with pyvmomi attribute access (one Fetch per attribute, whole ``summary``/``runtime`` each).
   At 5,000 hosts it walks the first ``--naive-sample`` hosts and scales linearly (marked "~").
 - floor: the same RetrievePropertiesEx as esxbot's, sent as raw SOAP on a warm connection and
-  timed to the last byte, without parsing (best of 3).
-Peak RSS is this process's (the simulator runs in its own). Run:
-``.venv/bin/python benchmarks/inventory.py [--sizes 1000 5000] [--naive-sample 1000]``.
+  timed to the last byte, without parsing (best and median of ``--repeat``).
+Ratios use the best times. Peak RSS is this process's high-water mark after each size (it only
+grows; the simulator runs in its own process). The 1-minute load average is printed with the
+figures, since other work on the machine moves them. Run:
+``.venv/bin/python benchmarks/inventory.py [--sizes 1000 5000] [--naive-sample 1000] [--repeat 5]``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import ssl
+import statistics
 import sys
 import tempfile
 import time
@@ -57,34 +62,37 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_esxbot(lab: Vcsim) -> tuple[float, int]:
-    async def run() -> tuple[float, int]:
+def bench_esxbot(lab: Vcsim, repeat: int) -> tuple[list[float], int]:
+    async def run() -> tuple[list[float], int]:
         vc = VSphere(_endpoint(lab))
-        best, count = float("inf"), 0
+        times, count = [], 0
         try:
-            for _ in range(3):
+            await vc.refresh()  # log in and warm the connection, as the floor does
+            for _ in range(repeat):
                 start = time.perf_counter()
                 hosts = await vc.refresh()
-                best, count = min(best, time.perf_counter() - start), len(hosts)
+                times.append(time.perf_counter() - start)
+                count = len(hosts)
         finally:
             await vc.close()
-        return best, count
+        return times, count
 
     return asyncio.run(run())
 
 
-def bench_floor(lab: Vcsim) -> tuple[float, int]:
+def bench_floor(lab: Vcsim, repeat: int) -> tuple[list[float], int]:
     session = Session(_endpoint(lab))
     try:
         view = collect._create_view(session)
         body = retrieve_request(session.property_collector, filter_spec(view, PROPERTY_SETS), 100_000)
         session.post(body)  # warm the connection
-        best, size = float("inf"), 0
-        for _ in range(3):
+        times, size = [], 0
+        for _ in range(repeat):
             start = time.perf_counter()
             payload = session.post(body)
-            best, size = min(best, time.perf_counter() - start), len(payload)
-        return best, size
+            times.append(time.perf_counter() - start)
+            size = len(payload)
+        return times, size
     finally:
         session.close()
 
@@ -118,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--naive-sample", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     binary = build_vcsimlab()
     results = []
@@ -126,32 +135,42 @@ def main() -> None:
         for size in args.sizes:
             lab = start_vcsim(binary, Path(tmp) / str(size), cert, model=_model(size), timeout=240)
             try:
-                esxbot, count = bench_esxbot(lab)
-                floor, payload = bench_floor(lab)
+                load = os.getloadavg()[0]
+                esxbot, count = bench_esxbot(lab, args.repeat)
+                floor, payload = bench_floor(lab, args.repeat)
                 naive, walked, total = bench_naive(lab, args.naive_sample)
             finally:
                 lab.stop()
             results.append(
                 {
                     "hosts": count,
-                    "esxbot_s": round(esxbot, 3),
-                    "floor_s": round(floor, 3),
+                    "esxbot_s": round(min(esxbot), 3),
+                    "esxbot_median_s": round(statistics.median(esxbot), 3),
+                    "floor_s": round(min(floor), 3),
+                    "floor_median_s": round(statistics.median(floor), 3),
                     "naive_s": round(naive, 2),
+                    "naive_walked": walked,
                     "naive_extrapolated": walked < total,
-                    "naive_over_esxbot": round(naive / esxbot, 1),
-                    "esxbot_over_floor": round(esxbot / floor, 2),
+                    "naive_over_esxbot": round(naive / min(esxbot), 1),
+                    "esxbot_over_floor": round(min(esxbot) / min(floor), 2),
                     "response_mb": round(payload / 1e6, 2),
                     "peak_rss_mib": round(_rss_mib(), 1),
+                    "load_1min": round(load, 2),
                 }
             )
-    print(f"{'hosts':>6} {'esxbot s':>9} {'floor s':>8} {'naive s':>9} {'naive/esxbot':>13} "
-          f"{'esxbot/floor':>13} {'resp MB':>8} {'peak RSS MiB':>13}")  # fmt: skip
+    header = ("hosts", "esxbot s", "(median)", "floor s", "(median)", "naive s", "naive/esxbot",
+              "esxbot/floor", "resp MB", "peak RSS MiB", "load")  # fmt: skip
+    print(" ".join(f"{h:>12}" for h in header))
     for r in results:
         naive = f"{'~' if r['naive_extrapolated'] else ''}{r['naive_s']}"
-        print(
-            f"{r['hosts']:>6} {r['esxbot_s']:>9} {r['floor_s']:>8} {naive:>9} {r['naive_over_esxbot']:>13} "
-            f"{r['esxbot_over_floor']:>13} {r['response_mb']:>8} {r['peak_rss_mib']:>13}"
-        )
+        keys = ("esxbot_s", "esxbot_median_s", "floor_s", "floor_median_s")
+        rest = ("naive_over_esxbot", "esxbot_over_floor", "response_mb", "peak_rss_mib", "load_1min")
+        row = (r["hosts"], *(r[k] for k in keys), naive, *(r[k] for k in rest))
+        print(" ".join(f"{v:>12}" for v in row))
+    for r in results:
+        if r["naive_extrapolated"]:
+            print(f"~ naive at {r['hosts']} hosts: walked {r['naive_walked']} hosts, scaled linearly")
+    print("goals: naive/esxbot >= 40 at 1,000 hosts; esxbot/floor <= 2; 5,000 hosts in <= 2 s")
     print(json.dumps({"benchmark": "inventory", "results": results}))
 
 

@@ -31,12 +31,8 @@ POLL = 0.25  # seconds between task / state polls
 
 
 def door_for(vsphere: VSphere) -> Door:
-    """The client's one door to its worker threads, with its re-login-once session call."""
-
-    async def door(fn: Callable[[Any], Any]) -> Any:
-        return await vsphere._call(vsphere._session.call, fn)
-
-    return door
+    """The client's one door to its worker threads (``VSphere.call``: re-login once)."""
+    return vsphere.call
 
 
 def _fault_text(exc: BaseException) -> str:

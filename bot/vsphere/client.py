@@ -40,6 +40,8 @@ from bot.vsphere.session import Endpoint, Session
 from bot.vsphere.soap import SoapFault
 
 if TYPE_CHECKING:
+    from pyVmomi import vim
+
     from bot.config import VCenterSettings
 
 T = TypeVar("T")
@@ -127,6 +129,19 @@ class VSphere:
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         """The one door to the worker threads."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def call(self, fn: Callable[[vim.ServiceInstance], T]) -> T:
+        """Run ``fn(service_instance)`` on this client's worker threads with a logged-in session.
+
+        Logs in first if needed and once more on ``NotAuthenticated``. ``fn`` runs on a worker
+        thread and must return plain values: no ``vim`` object may leave it.
+        """
+
+        def in_session() -> T:
+            result: T = self._session.call(fn)
+            return result
+
+        return await self._call(in_session)
 
     # --- the Inventory protocol (bot.inventory) ---------------------------------------------
 
