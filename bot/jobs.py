@@ -278,7 +278,10 @@ class JobRunner:
                     slots.release()
                     break
                 running.append(asyncio.create_task(self._lane(job_id, lane, stop, slots)))
-            await asyncio.gather(*running)
+            ended = await asyncio.gather(*running, return_exceptions=True)
+            crashed = [e for e in ended if isinstance(e, BaseException)]
+            if crashed:
+                raise crashed[0]
             job = await self._reload(job_id)
             if stop.failed is not None:
                 step, exc = stop.failed
@@ -323,6 +326,9 @@ class JobRunner:
                 if not await self._set_current(job.id):
                     stop.stale = True
                     return
+        except Exception:
+            stop.reason = stop.reason or "internal error"  # the other lanes stop before their next step
+            raise
         finally:
             slots.release()
 
