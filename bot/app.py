@@ -57,6 +57,7 @@ from bot.store.releases import ReleaseRepo
 from bot.vsphere.actions import HostActions, door_for
 from bot.vsphere.client import VSphere
 from bot.vsphere.inventory import release_lookup
+from bot.vsphere.lifecycle import Lifecycle
 from bot.web import Health, WebConfig, serve
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,7 @@ class App:
             store.audit,
             clock,
             actions={vc.name: HostActions(door_for(vc), clock) for vc in vcenters},
+            lifecycle={vc.name: Lifecycle(vc.endpoint, clock) for vc in vcenters},
             bmcs=BmcDirectory.from_mappings(_section(settings, "bmcs", list)),
             settings=JobSettings.from_mapping(_section(settings, "jobs", dict)),
         )
