@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from bot.commands import CommandError, Context, Role, command
+from bot.commands import CommandError, CommandSpec, Context, Role, command
 from bot.messages import Reply
 from bot.model import Host
 from bot.prechecks import Check, Options, check_host, maintenance_steps, power_on_steps, power_steps
@@ -55,70 +55,42 @@ async def _power_plan(
     return Plan(kind, (host,), checks, tuple(power_steps(host.name, opts, out_of_band=False)), options)
 
 
-async def _shutdown_preview(
-    ctx: Context,
-    host: Host,
-    *,
-    force: bool = False,
-    vm_policy: VmPolicy | None = None,
-    guest_timeout: timedelta | None = None,
-    override: str | None = None,
-) -> Reply:
-    plan = await _power_plan(ctx, "shutdown", host, force, vm_policy, guest_timeout)
-    return plan_reply(plan, parse_overrides(override))
+def _power_command(kind: Literal["shutdown", "reboot"], help_text: str) -> CommandSpec:
+    """``shutdown`` and ``reboot`` share their options, preview and job; only the last step differs."""
+
+    async def preview(
+        ctx: Context,
+        host: Host,
+        *,
+        force: bool = False,
+        vm_policy: VmPolicy | None = None,
+        guest_timeout: timedelta | None = None,
+        override: str | None = None,
+    ) -> Reply:
+        plan = await _power_plan(ctx, kind, host, force, vm_policy, guest_timeout)
+        return plan_reply(plan, parse_overrides(override))
+
+    async def run(
+        ctx: Context,
+        host: Annotated[Host, HostArg()],
+        *,
+        force: bool = False,
+        vm_policy: VmPolicy | None = None,
+        guest_timeout: timedelta | None = None,
+        override: str | None = None,
+    ) -> Reply:
+        plan = await _power_plan(ctx, kind, host, force, vm_policy, guest_timeout)
+        return await start(ctx, plan, parse_overrides(override))
+
+    return command(kind, help=help_text, role=Role.OPERATOR, confirm=True, preview=preview)(run)
 
 
-@command(
-    "shutdown",
-    help="Shut a host down: guests first, then maintenance mode and the host (BMC if vCenter lost it)",
-    role=Role.OPERATOR,
-    confirm=True,
-    preview=_shutdown_preview,
+shutdown = _power_command(
+    "shutdown", "Shut a host down: guests first, then maintenance mode and the host (BMC if vCenter lost it)"
 )
-async def shutdown(
-    ctx: Context,
-    host: Annotated[Host, HostArg()],
-    *,
-    force: bool = False,
-    vm_policy: VmPolicy | None = None,
-    guest_timeout: timedelta | None = None,
-    override: str | None = None,
-) -> Reply:
-    plan = await _power_plan(ctx, "shutdown", host, force, vm_policy, guest_timeout)
-    return await start(ctx, plan, parse_overrides(override))
-
-
-async def _reboot_preview(
-    ctx: Context,
-    host: Host,
-    *,
-    force: bool = False,
-    vm_policy: VmPolicy | None = None,
-    guest_timeout: timedelta | None = None,
-    override: str | None = None,
-) -> Reply:
-    plan = await _power_plan(ctx, "reboot", host, force, vm_policy, guest_timeout)
-    return plan_reply(plan, parse_overrides(override))
-
-
-@command(
-    "reboot",
-    help="Reboot a host: guests first, then maintenance mode, reboot and wait for it to reconnect",
-    role=Role.OPERATOR,
-    confirm=True,
-    preview=_reboot_preview,
+reboot = _power_command(
+    "reboot", "Reboot a host: guests first, then maintenance mode, reboot and wait for it to reconnect"
 )
-async def reboot(
-    ctx: Context,
-    host: Annotated[Host, HostArg()],
-    *,
-    force: bool = False,
-    vm_policy: VmPolicy | None = None,
-    guest_timeout: timedelta | None = None,
-    override: str | None = None,
-) -> Reply:
-    plan = await _power_plan(ctx, "reboot", host, force, vm_policy, guest_timeout)
-    return await start(ctx, plan, parse_overrides(override))
 
 
 async def _power_on_plan(ctx: Context, host: Host) -> Plan:
