@@ -1,4 +1,4 @@
-"""Release commands: ``releases``, ``fixes``, ``pr``, ``affected``, ``subscribe/unsubscribe releases``."""
+"""Release commands: ``releases``, ``fixes``, ``pr``, ``affected`` (rooms subscribe in subscriptions)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from bot.matching import FixMatches
 from bot.messages import Block, Fields, Reply, Style, Table, Text
 from bot.model import Verdict
 from bot.release_service import MATTERS, ReleaseService, hosts_phrase
-
-TOPIC = "releases"
 
 
 def _service(ctx: Context) -> ReleaseService | None:
@@ -149,25 +147,6 @@ async def affected(ctx: Context, *ref: str) -> Reply:
         blocks=(Table(("host", "fixes", "PRs"), rows, title=summary),),
         data={"release": release.name, "hosts": dict(ranked)},
     )
-
-
-@command("subscribe", help="Post new ESXi releases in this room: subscribe releases", role=Role.OPERATOR)
-async def subscribe(ctx: Context, topic: str) -> Reply:
-    if topic != TOPIC:
-        return Reply.error(f"Unknown topic `{topic}`; try `subscribe {TOPIC}`.")
-    added = await ctx.services.store.subscriptions.add(
-        ctx.command.conversation.key, TOPIC, by=ctx.user.id, at=ctx.services.clock.now()
-    )
-    text = "This room will hear about new ESXi releases." if added else "This room is already subscribed."
-    return Reply.text(text, style=Style.SUCCESS)
-
-
-@command("unsubscribe", help="Stop posting new ESXi releases here: unsubscribe releases", role=Role.OPERATOR)
-async def unsubscribe(ctx: Context, topic: str) -> Reply:
-    if topic != TOPIC:
-        return Reply.error(f"Unknown topic `{topic}`; try `unsubscribe {TOPIC}`.")
-    removed = await ctx.services.store.subscriptions.remove(ctx.command.conversation.key, TOPIC)
-    return Reply.text("Unsubscribed from releases." if removed else "This room was not subscribed.")
 
 
 def _rank(verdict: str) -> int:
