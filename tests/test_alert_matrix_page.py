@@ -111,7 +111,7 @@ async def test_bootbank_loss_pages_escalates_acks_and_resolves_in_a_matrix_room(
                 r for r in await stack.engine.alerts.listing(include_resolved=False) if r.host == USB_HOST
             ]
             await stack.engine.ack(rec.id, by="ann")
-            acked = []
+            acked: list[Any] = []
             while len(acked) < 2:  # the page edited to "acknowledged" and a note in its thread
                 mark, event = await _next(ann, bot_id, room, mark)
                 acked.append(event)

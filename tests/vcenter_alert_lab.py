@@ -1,9 +1,9 @@
 """The vCenter alert path composed for tests and benchmarks: vcsimlab → VSphere → watcher → engine → outbox.
 
 ``AlertStack`` owns one database file and can be started and killed repeatedly over it (a restart);
-``start`` runs ``VSphere.run``, ``VCenterAlertWatcher.run``, ``AlertEngine.run`` and one outbox
-delivery loop per adapter on the real clock, and returns once the first inventory snapshot went
-through the watcher and the event feed knows where it starts.
+``start`` runs ``VCenterAlertWatcher.serve`` (the watcher with ``VSphere.run``, as the app wires it),
+``AlertEngine.run`` and one outbox delivery loop per adapter on the real clock, and returns once the
+first inventory snapshot went through the watcher and the event feed knows where it starts.
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ class AlertStack:
     group_wait: float = 0.5
     # called with the opened database before the loops start (e.g. to build a MatrixAdapter on it)
     on_db: Callable[[SqliteDatabase], Awaitable[Mapping[str, Any]]] | None = None
+    poll: float | None = None  # the naive way: RetrievePropertiesEx every ``poll`` s instead of the watch
     db: SqliteDatabase | None = None
     engine: AlertEngine | None = None
     watcher: VCenterAlertWatcher | None = None
@@ -146,11 +147,12 @@ class AlertStack:
             config=EngineConfig(group_wait=timedelta(seconds=self.group_wait)),
             fix_hint=fix_hint,
         )
-        self.watcher = VCenterAlertWatcher(vc, self.engine, HandledEventRepo(db), clock)
-        self.resumed_after = await self.watcher.attach()
+        handled = HandledEventRepo(db)
+        self.resumed_after = await handled.last_key("vc1")
+        self.watcher = watcher = VCenterAlertWatcher(vc, self.engine, handled, clock)
+        poll = self.poll
         self._tasks = [
-            asyncio.create_task(vc.run()),
-            asyncio.create_task(self.watcher.run()),
+            asyncio.create_task(watcher.serve(vc.run if poll is None else lambda: self._poll(vc, poll))),
             asyncio.create_task(self.engine.run()),
             *(asyncio.create_task(outbox.run(self.adapters, platform)) for platform in self.adapters),
         ]
@@ -159,7 +161,15 @@ class AlertStack:
     def _watching(self) -> bool:
         """The first snapshot went through and the event feed has its starting point."""
         stats = self.watcher.stats() if self.watcher is not None else None
-        return stats is not None and stats.snapshots > 0 and stats.last_key is not None
+        if stats is None or stats.snapshots == 0:
+            return False
+        return stats.last_key is not None or self.poll is not None
+
+    @staticmethod
+    async def _poll(vc: VSphere, every: float) -> None:
+        while True:
+            await vc.refresh()
+            await asyncio.sleep(every)
 
     async def until(self, done: Callable[[], bool], timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):

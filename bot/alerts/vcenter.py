@@ -1,11 +1,11 @@
 """The vCenter side of alerting: one watcher per vCenter turns its inventory and events into signals.
 
-``VCenterAlertWatcher.attach`` registers on a ``VSphere`` (``on_hosts`` and ``on_events``) before the
-VSphere's ``run`` starts, so host snapshots (config issues, overall status, connection state, bootbank
-mount state) and the EventHistoryCollector's new events arrive from one WaitForUpdatesEx loop. The
-callbacks only queue; ``run`` takes the queue in order: host snapshots through ``StateTracker``, events
-through the rules in ``bot.vsphere.events`` (a storage precursor counts only on the host's boot
-device), each signal into ``AlertEngine.ingest``.
+``VCenterAlertWatcher.attach`` (or ``serve``, which also runs both loops) registers on a ``VSphere``
+(``on_hosts`` and ``on_events``) before the VSphere's ``run`` starts, so host snapshots (config
+issues, overall status, connection state, bootbank mount state) and the EventHistoryCollector's new
+events arrive from one WaitForUpdatesEx loop. The callbacks only queue; ``run`` takes the queue in
+order: host snapshots through ``StateTracker``, events through the rules in ``bot.vsphere.events``
+(a storage precursor counts only on the host's boot device), each signal into ``AlertEngine.ingest``.
 
 Restarts: every event that raised a signal, and the newest key of each batch, is marked in
 ``HandledEventRepo``; ``attach`` resumes after the last marked key, so the feed reads back what
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.alerts.engine import AlertEngine
 from bot.clock import Clock
@@ -100,6 +100,17 @@ class VCenterAlertWatcher:
         )
         log.info("vCenter %s alert watch resumes after event %s", self.name, after)
         return after
+
+    async def serve(self, run_vcenter: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """``attach``, then this watcher and the vCenter's own watch loop together, until cancelled.
+
+        The app's leader loop per vCenter: ``functools.partial(watcher.serve, vc.run)``. A new
+        leadership term attaches again and resumes after the last handled event.
+        """
+        await self.attach()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.run(), name=f"alert-watch-{self.name}")
+            group.create_task(run_vcenter(), name=f"vcenter-{self.name}")
 
     async def run(self) -> None:
         """Turn queued snapshots and events into signals until cancelled."""

@@ -179,8 +179,9 @@ class VSphere:
     # --- refresh and watch -----------------------------------------------------------------
 
     def on_hosts(self, callback: HostsCallback) -> None:
-        """Call ``callback(hosts)`` (on the event loop) with every new inventory snapshot."""
-        self._host_callbacks.append(callback)
+        """Call ``callback(hosts)`` (on the event loop) with every new inventory snapshot (once each)."""
+        if callback not in self._host_callbacks:
+            self._host_callbacks.append(callback)
 
     def on_events(self, callback: EventsCallback, *, after: int | None) -> None:
         """Watch vCenter's events in the same WaitForUpdatesEx loop, from the next watch start on.
