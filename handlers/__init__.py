@@ -12,6 +12,7 @@ from handlers.jobs import cancel, job, jobs
 from handlers.patch import patch
 from handlers.power import maintenance, power, reboot, shutdown
 from handlers.releases import affected, fixes, pr, releases
+from handlers.sources import sources
 from handlers.subscriptions import subscribe, subscriptions, unsubscribe
 
 ALL: tuple[CommandSpec, ...] = (
@@ -22,6 +23,7 @@ ALL: tuple[CommandSpec, ...] = (
     fixes,
     pr,
     affected,
+    sources,
     subscribe,
     unsubscribe,
     subscriptions,
