@@ -179,6 +179,7 @@ class App:
         specs: Sequence[CommandSpec],
         inventory: Inventory | None,
     ) -> App:
+        commands = registry(specs)  # first: a bad command table must fail before anything is opened
         catalog = BuildCatalog.bundled()
         store = Store.over(db)
         outbox = Outbox(OutboxRepo(db), store.subscriptions, clock)
@@ -254,7 +255,7 @@ class App:
             inventory=live,
             catalog=catalog,
             host_notes=(releases.host_notes,),
-            commands=registry(specs),
+            commands=commands,
             jobs=runner,
             alerts=engine,
             releases=releases,

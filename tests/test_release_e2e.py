@@ -26,7 +26,6 @@ from bot.esxi import BuildCatalog
 from bot.feeds.sources import SourcePoller
 from bot.messages import Command, Conversation, Reply, Table, User
 from handlers import ALL
-from handlers.sources import sources as sources_command
 from tests.test_sources import NOTES, Site, atom, catalog
 
 START = datetime(2021, 9, 1, 8, 0, tzinfo=UTC)
@@ -94,7 +93,7 @@ async def _running(tmp_path: Path, site: Site, clock: FakeClock) -> AsyncIterato
         },
     )
     inventory = demo_inventory(BuildCatalog.bundled(), clock)
-    app = await App.open(settings, specs=(*ALL, sources_command), clock=clock, inventory=inventory)
+    app = await App.open(settings, specs=ALL, clock=clock, inventory=inventory)
     try:
         out = io.StringIO()
         app.add_adapter(ConsoleAdapter("console:ann", clock, stdout=out))
