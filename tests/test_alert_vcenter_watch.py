@@ -61,10 +61,15 @@ def test_feed_keeps_only_newer_events_in_key_order_and_starts_after_history() ->
     assert resumed.drain() is None
 
     first_ever = EventFeed(after=None)
-    first_ever._first_page = True
+    first_ever.new_session()
     first_ever.take_page(page)
     assert first_ever.drain() == ([], 12)
     assert event_from_data("not an event") is None
+
+    reset = EventFeed(after=500)  # vCenter's history was reset: begin after its newest event
+    reset.new_session()
+    reset.take_page(page)
+    assert reset.drain() == ([], 12)
 
 
 async def test_flap_shorter_than_group_wait_pages_nobody(tmp_path: Path, vcsim_factory: VcsimFactory) -> None:

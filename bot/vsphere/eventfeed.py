@@ -9,7 +9,8 @@ newer than ``last_key`` (a restart, an outage, a burst), it reads back with Rese
 ReadPreviousEvents until it reaches ``last_key``. A feed that starts with no ``last_key`` at all (the
 first start ever) begins after the newest event instead of replaying history.
 
-Key order is vCenter's own event order; ``last_key`` only grows.
+Key order is vCenter's own event order; ``last_key`` only grows, except when a new session shows a
+newest key below it (vCenter's event history was reset or restored): then it begins after that one.
 """
 
 from __future__ import annotations
@@ -128,12 +129,16 @@ class EventFeed:
         except vmodl.MethodFault as exc:
             raise SoapFault(type(exc).__name__, f"cannot create an event collector: {exc}") from exc
         self.ref = MoRef("EventHistoryCollector", self._collector._moId)
-        self._first_page = True
+        self.new_session()
         ref = f'<obj type="EventHistoryCollector">{escape(self.ref.value)}</obj>'
         return (
             "<propSet><type>EventHistoryCollector</type><pathSet>latestPage</pathSet></propSet>"
             f"<objectSet>{ref}<skip>false</skip></objectSet>"
         )
+
+    def new_session(self) -> None:
+        """The next page is a new collector's first: the resume point is decided on it."""
+        self._first_page = True
 
     def split(self, updates: UpdateSet) -> UpdateSet:
         """Take this feed's latestPage changes out of a WaitForUpdatesEx answer; returns the rest."""
@@ -150,9 +155,21 @@ class EventFeed:
     def take_page(self, items: Iterable[Any]) -> None:
         events = [e for e in map(event_from_data, items) if e is not None]
         first, self._first_page = self._first_page, False
+        newest = max((e.key for e in events), default=0)
         if first and self.last_key is None:
-            self.last_key = max((e.key for e in events), default=0)
-            log.info("vCenter events: first start, beginning after event %d", self.last_key)
+            self.last_key = newest
+            log.info("vCenter events: first start, beginning after event %d", newest)
+            return
+        if first and events and newest < (self.last_key or 0):
+            log.warning(
+                "vCenter events: newest key %d is below the last handled %s (event history reset or "
+                "restored); beginning after %d",
+                newest,
+                self.last_key,
+                newest,
+            )
+            with self._lock:
+                self.last_key = newest
             return
         if self.last_key is not None and len(events) >= self._page_size:
             oldest = min(e.key for e in events)
