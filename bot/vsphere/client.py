@@ -126,6 +126,11 @@ class VSphere:
         )
         return cls(endpoint, **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where this vCenter is (the vLCM REST client talks to the same one)."""
+        return self._endpoint
+
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         """The one door to the worker threads."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
