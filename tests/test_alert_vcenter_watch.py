@@ -139,3 +139,32 @@ async def test_kill_and_restart_neither_pages_twice_nor_loses_escalation_or_even
         assert len([s for s in room.sent if s.thread is None and USB_HOST in s.reply.summary]) == 1
     finally:
         await stack.kill()
+
+
+async def test_a_restarted_vcenter_gets_a_new_collector_and_its_events_still_alert(
+    tmp_path: Path, vcsim_factory: VcsimFactory
+) -> None:
+    lab = vcsim_factory(model=MODEL)
+    room = Room("matrix")
+    stack = AlertStack(lab, tmp_path / "a.db", (MATRIX_ROOM,), {"matrix": room}, oncall(ANN, BOB))
+    await stack.start()
+    try:
+        assert stack.vc is not None
+        lab.stop()
+        await stack.until(lambda: stack.vc is not None and not stack.vc.status().connected, timeout=15)
+        seen = stack.watcher.stats().snapshots if stack.watcher else 0
+        lab.start()  # a fresh simulator: same hosts, its event keys start again from 1
+        # the reconnect's full retrieval, then the new watch's first answer (collector in place)
+        await stack.until(
+            lambda: stack.watcher is not None and stack.watcher.stats().snapshots >= seen + 2, 20
+        )
+        lab.hook(
+            "event",
+            host=USB_HOST_2,
+            type="esx.problem.storage.connectivity.lost",
+            message=f"Lost connectivity to storage device {BOOT_DEVICE}. Path vmhba32:C0:T0:L0 is down.",
+        )
+        await stack.until(lambda: len(room.sent) == 1, timeout=10)
+        assert room.sent[0].reply.summary.startswith(f"WARNING: {USB_HOST_2} shows trouble")
+    finally:
+        await stack.kill()

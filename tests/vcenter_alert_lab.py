@@ -137,6 +137,7 @@ class AlertStack:
                 ca_file=str(self.lab.ca_file),
             ),
             wait_seconds=5,
+            backoff=(0.2, 1.0),
         )
         self.engine = AlertEngine(
             db,
