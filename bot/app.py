@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from bot.alerts.pager import senders_from_extra
 from bot.alerts.patterns import load_rules
 from bot.alerts.scan import HostIndex
 from bot.alerts.syslog import SyslogConfig, SyslogReceiver
+from bot.alerts.vcenter import VCenterAlertWatcher
 from bot.auth import Policy
 from bot.bmc import BmcDirectory
 from bot.chat.base import ChatAdapter
@@ -49,6 +51,7 @@ from bot.metrics import Metrics
 from bot.outbox import Outbox
 from bot.release_service import ReleaseAnnouncer, ReleaseService, bundled_releases
 from bot.services import Services, Store
+from bot.store.alerts import HandledEventRepo
 from bot.store.db import Database, open_database
 from bot.store.jobs import JobRepo
 from bot.store.migrate import migrate
@@ -127,6 +130,7 @@ class App:
     fetcher: Fetcher | None = None
     syslog: SyslogReceiver | None = None
     fix_hint: BootFixHint | None = None
+    watchers: tuple[VCenterAlertWatcher, ...] = ()
     metrics: Metrics = field(default_factory=Metrics)
     correlation: Correlation = field(default_factory=Correlation)
     adapters: dict[str, ChatAdapter] = field(default_factory=dict)
@@ -272,6 +276,7 @@ class App:
             fetcher=fetcher,
             syslog=receiver,
             fix_hint=hint,
+            watchers=tuple(VCenterAlertWatcher(vc, engine, HandledEventRepo(db), clock) for vc in vcenters),
         )
         for sender in senders:
             app.add_adapter(sender)
@@ -297,7 +302,10 @@ class App:
     def background(self) -> dict[str, Loop]:
         """The loops only the leader runs: watchers, polling, alert timers, outbox delivery, Matrix sync."""
         loops: dict[str, Loop] = {"job-recovery": self._recover_jobs}
-        loops.update({f"vcenter-{vc.name}": vc.run for vc in self.vcenters})
+        watchers = {w.name: w for w in self.watchers}
+        for vc in self.vcenters:  # the watcher runs the vCenter's watch loop and turns changes into alerts
+            watcher = watchers.get(vc.name)
+            loops[f"vcenter-{vc.name}"] = partial(watcher.serve, vc.run) if watcher else vc.run
         if self.poller is not None:
             loops["sources"] = self.poller.run
         if self.services.alerts is not None:
