@@ -137,3 +137,24 @@ async def test_stale_host_changing_command_is_ignored_but_a_stale_read_runs(
     answered = next(m for m in slack_fake.bot_messages(OPS) if not m.text.startswith("Ignored"))
     assert_esx01_card(answered)
     assert [(e.command, e.outcome, e.text) for e in audit] == [("check", "ok", "check esx01")]
+
+
+async def test_command_sent_while_the_bot_is_down_runs_once_after_restart(
+    slack_fake: SlackFake, tmp_path: Path
+) -> None:
+    db = tmp_path / "bot.db"
+    async with running_slack_bot(slack_fake, db):
+        await slack_fake.mention("check esx01")
+        await slack_fake.wait_for(lambda: len(slack_fake.bot_messages(OPS)) == 1, timeout=WAIT)
+    _, payload = slack_fake.people.mention_payload("check esx02.lab.local")
+    await slack_fake.send_envelope("events_api", payload)  # queued: no socket is open
+    async with running_slack_bot(slack_fake, db):
+        await slack_fake.wait_for(lambda: len(slack_fake.bot_messages(OPS)) == 2, timeout=WAIT)
+        await slack_fake.send_envelope("events_api", payload, retry_attempt=1, retry_reason="timeout")
+        await slack_fake.send_envelope("events_api", slack_fake.deliveries[0].payload, retry_attempt=2)
+        await slack_fake.slash("help")
+        await slack_fake.wait_for(lambda: len(slack_fake.bot_messages(OPS)) == 3, timeout=WAIT)
+        await slack_fake.wait_for(lambda: len(slack_fake.acks) == 5, timeout=WAIT)
+    texts = [m.text for m in slack_fake.bot_messages(OPS)]
+    assert texts[0].startswith(HOST) and texts[1].startswith("esx02.lab.local")
+    assert len(texts) == 3, "the queued command ran once, its redeliveries not at all"
