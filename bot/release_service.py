@@ -139,9 +139,10 @@ class ReleaseService:
         pending = await self.pending(host)
         if not pending.items:
             return ()
+        affected_first = sorted(pending.items, key=lambda item: item[2] != Verdict.AFFECTED)
         rows = tuple(
             (f"PR {fix.pr}", verdict.value, release.name, fix.title[:90])
-            for release, fix, verdict in pending.items
+            for release, fix, verdict in affected_first
         )
         if pending.target is not None:
             advice = f"{pending.target.name} (build {pending.target.build}) contains them all."
