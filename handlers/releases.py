@@ -141,7 +141,8 @@ async def affected(ctx: Context, *ref: str) -> Reply:
         return Reply.text(f"No host is affected by {release.name}'s fixes.", style=Style.SUCCESS)
     ranked = sorted(per_host.items(), key=lambda kv: (-sum(not p.endswith("?") for p in kv[1]), kv[0]))
     rows = tuple((h.split(".")[0], str(len(prs)), hosts_phrase(prs)) for h, prs in ranked)
-    summary = f"{len(rows)} hosts have fixes that matter in {release.name} (? = possibly)"
+    hosts_word = "host has" if len(rows) == 1 else "hosts have"
+    summary = f"{len(rows)} {hosts_word} fixes that matter in {release.name} (? = possibly)"
     return Reply(
         summary=summary,
         blocks=(Table(("host", "fixes", "PRs"), rows, title=summary),),
