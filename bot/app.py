@@ -59,6 +59,7 @@ from bot.store.outbox import OutboxRepo
 from bot.store.releases import ReleaseRepo
 from bot.vsphere.actions import HostActions, door_for
 from bot.vsphere.client import VSphere
+from bot.vsphere.events import StateTracker
 from bot.vsphere.inventory import release_lookup
 from bot.vsphere.lifecycle import Lifecycle
 from bot.web import Health, WebConfig, serve
@@ -317,7 +318,18 @@ class App:
         if "matrix" in self.adapters:  # one syncing instance: next_batch is shared in the database
             loops["chat-matrix"] = self._chat(self.adapters["matrix"])
         loops["metrics"] = self._metrics_loop
+        if self.settings.demo_mode and not self.vcenters:
+            loops["demo-signals"] = self._demo_signals
         return loops
+
+    async def _demo_signals(self) -> None:
+        """Demo mode: the bundled fleet's states (esx02 has lost its bootbank) raise alerts once."""
+        engine = self.services.alerts
+        if engine is None:
+            return
+        for signal in StateTracker("demo").update(self.services.inventory.hosts()):
+            if not signal.clear:
+                await engine.ingest(replace(signal, source="demo inventory"))
 
     def _delivery(self, platform: str) -> Loop:
         async def deliver() -> None:
