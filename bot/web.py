@@ -90,6 +90,7 @@ class Health:
         self._clock = clock or SystemClock()
         self._last_ready: dict[str, bool] = {}
         self._was_connected: dict[str, bool] = {}
+        self._seen_reconnects: dict[str, int] = {}
 
     def role(self) -> str:
         if self._leadership is None:
@@ -145,7 +146,12 @@ class Health:
                 level = logging.INFO if verdict.ok else logging.WARNING
                 log.log(level, "chat transport %s is %s: %s", platform, "ready" if verdict.ok else "UNREADY",
                         verdict.detail)  # fmt: skip
-            if health.connected and self._was_connected.get(platform) is False:
+            if health.reconnects is not None:  # the adapter's own count: short outages are not missed
+                seen = self._seen_reconnects.get(platform, 0)
+                for _ in range(health.reconnects - seen):
+                    self.metrics.reconnect("chat", platform)
+                self._seen_reconnects[platform] = max(seen, health.reconnects)
+            elif health.connected and self._was_connected.get(platform) is False:
                 self.metrics.reconnect("chat", platform)
             self._was_connected[platform] = health.connected
             self._last_ready[platform] = verdict.ok

@@ -33,6 +33,7 @@ class TransportHealth:
     connected: bool
     last_activity_age: float | None  # seconds since the transport last proved it is alive
     detail: str = ""
+    reconnects: int | None = None  # new connections since the first, when the adapter counts them
 
 
 class ChatAdapter(Protocol):

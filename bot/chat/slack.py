@@ -95,7 +95,7 @@ class SlackAdapter:
         self._http: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_seen: float | None = None
-        self._reconnects = 0
+        self._sessions = 0  # Socket Mode sessions that said hello; every one after the first is a reconnect
         self.http_port = settings.http_port
 
     # ChatAdapter -------------------------------------------------------------------------------
@@ -136,7 +136,10 @@ class SlackAdapter:
         if client is not None and client.last_ping_pong_time is not None:
             pong_age = max(time.time() - client.last_ping_pong_time, 0.0)
             age = pong_age if age is None else min(age, pong_age)
-        return TransportHealth(PLATFORM, connected, age, f"socket mode, {self._reconnects} reconnect(s)")
+        reconnects = max(self._sessions - 1, 0)
+        return TransportHealth(
+            PLATFORM, connected, age, f"socket mode, {reconnects} reconnect(s)", reconnects
+        )
 
     # wiring ------------------------------------------------------------------------------------
     def _build_app(self, handle: CommandHandler) -> AsyncApp:
@@ -193,9 +196,9 @@ class SlackAdapter:
             return
         kind = message.get("type")
         if kind == "hello":
+            self._sessions += 1
             log.info("slack socket mode connected (%s connection(s))", message.get("num_connections"))
         elif kind == "disconnect":
-            self._reconnects += 1
             reason = message.get("reason")
             if reason == "link_disabled":
                 log.error(
