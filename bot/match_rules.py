@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bot.rulefile import rule_entries
 
 ABSENT_CHOICES = ("false-if-known", "false", "unknown")
 
@@ -109,11 +109,5 @@ def _rule(entry: Any, where: str) -> Rule:
 
 
 def parse_rules(text: str, source: str) -> list[Rule]:
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RuleError(f"{source}: not YAML: {exc}") from exc
-    entries = document.get("rules") if isinstance(document, Mapping) else document
-    if not isinstance(entries, list):
-        raise RuleError(f"{source}: expected a list of rules (or a mapping with 'rules')")
+    entries = rule_entries(text, source, RuleError)
     return [_rule(entry, f"{source}: rules[{i}]") for i, entry in enumerate(entries)]

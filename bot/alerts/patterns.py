@@ -17,9 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.model import BootKind, Host, Severity
+from bot.rulefile import rule_entries
 
 
 class SignalKind(StrEnum):
@@ -105,13 +104,7 @@ def _rule_from_mapping(raw: Any, where: str) -> Rule:
 
 def parse_rules(text: str, source: str) -> list[Rule]:
     """Rules of one YAML document (``{"rules": [...]}`` or a bare list)."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RuleError(f"{source}: not valid YAML: {exc}") from None
-    items = doc.get("rules") if isinstance(doc, Mapping) else doc
-    if not isinstance(items, list):
-        raise RuleError(f"{source}: expected a list of rules (or a mapping with 'rules')")
+    items = rule_entries(text, source, RuleError)
     return [_rule_from_mapping(item, f"{source} rule #{i + 1}") for i, item in enumerate(items)]
 
 
