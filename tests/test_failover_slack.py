@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.store.db import open_database
 from bot.store.outbox import OutboxRepo
@@ -55,6 +56,11 @@ def pages(calls: list[Relayed]) -> list[tuple[str, str]]:
     return [
         (c.args["channel"], label(c.args.get("text", ""))) for c in calls if c.method == "chat.postMessage"
     ]
+
+
+def leader_gauge(metrics: str) -> float:
+    (family,) = [f for f in text_string_to_metric_families(metrics) if f.name == "esxbot_leader"]
+    return float(family.samples[0].value)
 
 
 @pytest.fixture
@@ -127,7 +133,7 @@ async def test_kill_the_leader_mid_delivery_and_the_follower_pages_everything_on
         await until(all_ready, 30)
         await slack_fake.wait_for(lambda: slack_fake.open_connections == 2)
         roles = {name: await bot.role() for name, bot in bots.items()}
-        assert sorted(roles.values()) == ["follower", "leader"]
+        assert sorted(str(r) for r in roles.values()) == ["follower", "leader"]
         leader = next(n for n, r in roles.items() if r == "leader")
         follower = next(n for n, r in roles.items() if r == "follower")
         lgw, fgw = gateways[leader], gateways[follower]
@@ -155,6 +161,10 @@ async def test_kill_the_leader_mid_delivery_and_the_follower_pages_everything_on
         assert label(in_flight.args["text"]) == "loss esx-usb-01"
         assert [p for p in pages(fgw.calls) if p[1] != "subscribed"] == []  # the follower never pages
         assert (await OutboxRepo(db).stats(time.time()))[0] == 2  # the in-flight page and the other room's
+
+        listening = "syslog receiver listening"
+        assert listening in bots[leader].log.read_text() and listening not in bots[follower].log.read_text()
+        assert [leader_gauge(await bots[n].metrics()) for n in (leader, follower)] == [1.0, 0.0]
 
         # kill -9 the leader: the follower takes over and delivers what was left
         await bots[leader].kill()

@@ -36,6 +36,7 @@ def reconnects(text: str) -> float:
     )
 
 
+@pytest.mark.slow  # ~24 s: the SDK pings every 10 s and aiohttp waits 5 s for the pong
 async def test_silently_cut_socket_turns_unready_then_ready_after_reconnect(
     slack_fake: SlackFake, gateway: SlackGateway, tmp_path: Path
 ) -> None:
