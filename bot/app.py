@@ -42,8 +42,8 @@ from bot.feeds.sources import SourcePoller, parse_sources
 from bot.fix_hint import BootFixHint
 from bot.inventory import Inventory, MergedInventory, StaticInventory, find_host
 from bot.inventory_file import BuildLookup, load_inventory, parse_inventory
-from bot.jobs import JobRunner, JobSettings
-from bot.leader import Leadership, open_leadership, run_while_leader
+from bot.jobs import HEARTBEAT, ORPHANED_AFTER, JobRunner, JobSettings
+from bot.leader import Leadership, SingleInstance, open_leadership, run_while_leader
 from bot.logs import Correlation
 from bot.match_rules import RuleSet
 from bot.messages import Command, Reply
@@ -132,6 +132,7 @@ class App:
     syslog: SyslogReceiver | None = None
     fix_hint: BootFixHint | None = None
     watchers: tuple[VCenterAlertWatcher, ...] = ()
+    single_instance: bool = True  # set by run(): False under PostgreSQL leader election
     metrics: Metrics = field(default_factory=Metrics)
     correlation: Correlation = field(default_factory=Correlation)
     adapters: dict[str, ChatAdapter] = field(default_factory=dict)
@@ -295,10 +296,23 @@ class App:
             await self.fix_hint.refresh()
 
     async def _recover_jobs(self) -> None:
-        """Leader-only, once per term: jobs left running by a dead process are reported interrupted."""
-        if self.services.jobs is not None:
-            for job in await self.services.jobs.recover():
-                log.warning("job #%d was interrupted by a restart; reported, not re-run", job.id)
+        """Leader-only: jobs left running by a dead process are reported interrupted, never re-run.
+
+        A single instance knows at start that nobody else can be running them; with several
+        instances a job belongs to a dead runner only when its heartbeats have stopped.
+        """
+        runner = self.services.jobs
+        if runner is None:
+            return
+        while True:
+            stale_after = None if self.single_instance else ORPHANED_AFTER
+            for job in await runner.recover(stale_after=stale_after):
+                log.warning(
+                    "job #%d lost its runner (restart or dead instance); reported, not re-run", job.id
+                )
+            if self.single_instance:
+                return
+            await self.services.clock.sleep(HEARTBEAT * 3)
 
     def background(self) -> dict[str, Loop]:
         """The loops only the leader runs: watchers, polling, alert timers, outbox delivery, Matrix sync."""
@@ -391,12 +405,15 @@ class App:
         if not chats:
             raise RuntimeError("no chat adapter configured")
         leadership = await open_leadership(self.database_url, self.db, name=self.settings.leader_name)
+        self.single_instance = isinstance(leadership, SingleInstance)
         await self.prepare()
         async with asyncio.TaskGroup() as group:
             others = [
                 group.create_task(leadership.run(), name="leadership"),
                 group.create_task(run_while_leader(leadership, self.background()), name="leader-loops"),
             ]
+            if self.services.jobs is not None:  # every instance runs the jobs it was given
+                others.append(group.create_task(self.services.jobs.heartbeat(), name="job-heartbeat"))
             if self.settings.web_port:
                 others.append(group.create_task(serve(self.health(leadership)), name="web"))
             everywhere = [

@@ -35,6 +35,9 @@ from bot.store.jobs import JobRecord, JobRepo, StepRecord, StepSpec
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT = 10.0  # seconds between a runner's "still alive" marks on its running jobs
+ORPHANED_AFTER = 6 * HEARTBEAT  # with several instances: a running job this quiet has lost its runner
+
 
 METHODS = ("patch-manager", "vlcm", "esxcli")
 
@@ -217,13 +220,26 @@ class JobRunner:
         await self._progress(job, f"Cancel requested by {by}: stopping before the next step.")
         return job
 
-    async def recover(self) -> list[JobRecord]:
-        """Mark jobs left ``running`` by a previous process as ``interrupted`` and report each."""
+    async def heartbeat(self, interval: float = HEARTBEAT) -> None:
+        """Forever: mark this runner's running jobs as alive, so another instance leaves them alone."""
+        while True:
+            await self.repo.heartbeat(self.owner, self._clock.now().timestamp())
+            await self._clock.sleep(interval)
+
+    async def recover(self, *, stale_after: float | None = None) -> list[JobRecord]:
+        """Mark jobs left ``running`` by a dead process as ``interrupted`` and report each.
+
+        ``stale_after=None``: no other process can be alive (single instance), so every running job
+        that is not this runner's is orphaned. With several instances, only jobs whose runner has not
+        sent a heartbeat for ``stale_after`` seconds are.
+        """
         reported = []
         for job in await self.repo.in_state(JobState.RUNNING):
-            if job.id in self._tasks:
+            if job.id in self._tasks or job.owner == self.owner:
                 continue
             now = self._clock.now().timestamp()
+            if stale_after is not None and now - job.updated_at < stale_after:
+                continue
             step = job.step
             if not await self.repo.cas(
                 job.id,

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from bot.clock import FakeClock
+from bot.jobs import ORPHANED_AFTER, JobRunner
 from bot.model import JobState
+from bot.outbox import Outbox
+from bot.store.audit import AuditRepo
 from bot.store.db import Database, open_database
 from bot.store.jobs import HostBusy, JobRepo, StepSpec
 from bot.store.migrate import migrate
+from bot.store.outbox import OutboxRepo
+from bot.store.subscriptions import SubscriptionRepo
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -77,3 +84,20 @@ async def test_state_changes_are_fenced_and_steps_recorded(db: Database) -> None
     assert again.job.steps[0].result == "ok"
     with pytest.raises(ValueError, match="not a job state column"):
         await repo.cas(job.id, again.version, now=1.0, kind="reboot")
+
+
+async def test_another_instances_live_job_is_left_alone_until_its_heartbeats_stop(db: Database) -> None:
+    clock = FakeClock(datetime.fromtimestamp(1000.0, UTC))
+    repo = JobRepo(db)
+    job = await repo.get(await _create(repo, ["esx-a"]))
+    assert job is not None
+    assert await repo.cas(job.id, job.version, now=1000.0, owner="other-instance", state=JobState.RUNNING)
+    runner = JobRunner(
+        repo, Outbox(OutboxRepo(db), SubscriptionRepo(db), clock), AuditRepo(db), clock, actions={}
+    )
+    assert await repo.heartbeat("other-instance", 1000.0) == 1
+    assert await runner.recover(stale_after=ORPHANED_AFTER) == []  # its runner is alive
+    clock.advance(ORPHANED_AFTER + 1)
+    [report] = await runner.recover(stale_after=ORPHANED_AFTER)
+    assert report.id == job.id and report.state is JobState.INTERRUPTED
+    assert await repo.lock_holder("esx-a") is None

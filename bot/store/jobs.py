@@ -273,3 +273,9 @@ class JobRepo:
 
     async def release_locks(self, job_id: int) -> int:
         return await self._db.execute("DELETE FROM host_locks WHERE job_id = ?", (job_id,))
+
+    async def heartbeat(self, owner: str, now: float) -> int:
+        """A live runner's mark on its running jobs (not a state change: the version stays)."""
+        return await self._db.execute(
+            "UPDATE jobs SET updated_at = ? WHERE owner = ? AND state = 'running'", (now, owner)
+        )
