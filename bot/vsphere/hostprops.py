@@ -67,10 +67,6 @@ def parse_time(raw: str) -> datetime | None:
 # --- from bytes ------------------------------------------------------------------------------
 
 
-def _b_text(buf: bytes, val: Span) -> str:
-    return text(buf, val)
-
-
 def _b_bool(buf: bytes, val: Span) -> bool | None:
     raw = text(buf, val).strip()
     return raw == "true" if raw in ("true", "false") else None
@@ -109,9 +105,8 @@ def _b_volumes(buf: bytes, val: Span) -> tuple[Volume, ...]:
                 disks.append(disk)
             at = buf.find(b"<diskName", at + 9, end)
         mounted = _flag(leaf(buf, b"<mounted", start, end), True)
-        out.append(
-            Volume(name, kind, mounted, _flag(leaf(buf, b"<accessible", start, end), True), tuple(disks))
-        )
+        accessible = _flag(leaf(buf, b"<accessible", start, end), True)
+        out.append(Volume(name, kind, mounted, accessible, tuple(disks)))
     return tuple(out)
 
 
@@ -250,7 +245,7 @@ TEXT_PATHS = (
     "overallStatus",
 )
 DECODERS: dict[str, Decoder] = {
-    **dict.fromkeys(TEXT_PATHS, _b_text),
+    **dict.fromkeys(TEXT_PATHS, text),
     **{path: pair[0] for path, pair in _STRUCTURED.items()},
 }
 

@@ -160,10 +160,13 @@ class Snapshot:
 
     def hosts(self, vcenter: str, release: ReleaseLookup | None = None) -> tuple[Host, ...]:
         out = []
+        placements: dict[Any, tuple[str | None, str | None]] = {}  # by parent: few clusters, many hosts
         for ref, props in self._props.items():
             if ref.type == "HostSystem" and props.get("name"):
-                datacenter, cluster = self._placement(props.get("parent"))
-                out.append(host_from_props(props, vcenter, datacenter, cluster, release))
+                parent = props.get("parent")
+                if parent not in placements:
+                    placements[parent] = self._placement(parent)
+                out.append(host_from_props(props, vcenter, *placements[parent], release))
         return tuple(sorted(out, key=lambda h: h.name.lower()))
 
 
@@ -265,18 +268,16 @@ def _drivers(props: Mapping[str, Any]) -> Mapping[str, str]:
     return MappingProxyType(dict.fromkeys(sorted(names), ""))
 
 
+_CONNECTION = {state.value: state for state in ConnectionState}
+_POWER = {state.value: state for state in PowerState}
+
+
 def _connection(raw: Any) -> ConnectionState:
-    try:
-        return ConnectionState(raw)
-    except ValueError:
-        return ConnectionState.UNKNOWN
+    return _CONNECTION.get(raw, ConnectionState.UNKNOWN) if isinstance(raw, str) else ConnectionState.UNKNOWN
 
 
 def _power(raw: Any) -> PowerState:
-    try:
-        return PowerState(raw)
-    except ValueError:
-        return PowerState.UNKNOWN
+    return _POWER.get(raw, PowerState.UNKNOWN) if isinstance(raw, str) else PowerState.UNKNOWN
 
 
 def host_from_props(

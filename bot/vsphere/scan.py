@@ -66,10 +66,30 @@ def find(buf: bytes, name: bytes, start: int, end: int, *, last_close: bool = Fa
 
 def children(buf: bytes, name: bytes, start: int, end: int) -> Iterator[Span]:
     """Successive elements called ``name`` in ``buf[start:end]`` (array items, repeated fields)."""
-    span = find(buf, name, start, end)
-    while span is not None:
-        yield span
-        span = find(buf, name, span[3], end)
+    opener, closer = b"<" + name, b"</" + name + b">"
+    width = len(opener)
+    at = buf.find(opener, start, end)
+    while at >= 0:
+        mark = buf[at + width] if at + width < end else 0
+        if mark == 0x3E:  # ">"
+            content = at + width + 1
+        elif mark in _NAME_END:
+            gt = buf.find(b">", at + width, end)
+            if gt < 0:
+                raise Unsupported(f"unterminated <{name.decode()}> tag")
+            if buf[gt - 1] == 0x2F:  # "/>"
+                yield at, gt + 1, gt + 1, gt + 1
+                at = buf.find(opener, gt + 1, end)
+                continue
+            content = gt + 1
+        else:  # a longer name with this prefix
+            at = buf.find(opener, at + width, end)
+            continue
+        close = buf.find(closer, content, end)
+        if close < 0:
+            raise Unsupported(f"<{name.decode()}> without its end tag")
+        yield at, content, close, close + len(closer)
+        at = buf.find(opener, close + len(closer), end)
 
 
 def text(buf: bytes, span: Span) -> str:
@@ -98,7 +118,7 @@ def _check(payload: bytes) -> int:
     head = payload[:200]
     if head.startswith(b"<?xml") and b"encoding=" in head and b"UTF-8" not in head.upper():
         raise Unsupported("not UTF-8")
-    if payload.find(b"<!", 0) >= 0:
+    if b"!" in payload and b"<!" in payload:  # "!" alone is a fast memchr; it is rare in vim XML
         raise Unsupported("CDATA section, comment or document type")
     for marker in _RESPONSES:
         at = payload.find(marker, 0, 4096)
@@ -133,67 +153,72 @@ def leaf(buf: bytes, opener: bytes, start: int, end: int) -> str | None:
 
 _OBJECT = b"<objects><obj"
 _PROPERTY = b"<propSet><name>"
-_AFTER_OBJECT = (_OBJECT, b"</returnval>", b"<token>")
-_AFTER_PROPERTY = (b"</objects>", b"<missingSet>")
+
+
+def _object(part: bytes, table: Mapping[bytes, tuple[str, Decoder]]) -> ObjectContent:
+    """One ``<objects>`` element without its end tag."""
+    ref_end = part.find(b"</obj>")
+    gt = part.find(b">", len(_OBJECT))
+    if ref_end < 0 or gt < 0 or gt > ref_end:
+        raise Unsupported("unterminated <obj>")
+    ref = (len(b"<objects>"), gt + 1, ref_end, ref_end + 6)
+    props: dict[str, Any] = {}
+    pieces = part[ref_end + 6 :].split(b"</propSet>")
+    for piece in pieces[:-1]:
+        head, _, val = piece.partition(b"</name>")
+        entry = table.get(head)  # keyed by b"<propSet><name>" + name: a spaced layout misses
+        if entry is None:
+            raise Unsupported(f"no decoder for {head!r} or an unexpected layout")
+        name, decoder = entry
+        if not val:
+            props[name] = None
+            continue
+        tag, _, rest = val.partition(b">")
+        if tag[:4] != b"<val" or (len(tag) > 4 and tag[4] not in _NAME_END):
+            raise Unsupported("a propSet holds something other than a val")
+        if not rest and tag[-1] == 0x2F:  # <val .../>
+            props[name] = decoder(val, (0, len(val), len(val), len(val)))
+        elif rest[-6:] != b"</val>":
+            raise Unsupported("<val> without its end tag")
+        elif decoder is text and b"<" not in rest[:-6] and b"&" not in rest:
+            props[name] = rest[:-6].decode()  # most values: plain text, read here
+        else:
+            props[name] = decoder(val, (0, len(tag) + 1, len(val) - 6, len(val)))
+    if pieces[-1] and not pieces[-1].startswith(b"<missingSet>"):
+        raise Unsupported("unexpected content in <objects>")
+    return ObjectContent(MoRef(attribute(part, ref, b' type="') or "", text(part, ref)), props)
 
 
 def scan_retrieve(payload: bytes, decoders: Mapping[str, Decoder]) -> RetrievePage:
     """A RetrievePropertiesEx / ContinueRetrievePropertiesEx answer, each value through its decoder.
 
     Every property name must have a decoder (``Unsupported`` otherwise): values come out
-    exactly as the decoders make them, with None for a property without a ``val``. Objects and
-    property sets are found by their literal unspaced tags, and each must be followed by the
-    next one or by its parent's end, so a spaced or unknown layout raises ``Unsupported``
-    instead of losing an object.
+    exactly as the decoders make them, with None for a property without a ``val``. The answer
+    is split at the end tags of ``objects`` and ``propSet`` (which never nest) and every part
+    must then start with the literal unspaced start tag, so a spaced or unknown layout raises
+    ``Unsupported`` instead of losing an object. Decoders get spans into these parts.
     """
     start = _check(payload)
     returnval = find(payload, b"returnval", start, len(payload))
     if returnval is None:
         return RetrievePage(objects=(), token=None)
-    table = {name.encode(): (name, decoder) for name, decoder in decoders.items()}
-    search, starts = payload.find, payload.startswith
-    end = returnval[2] + len(b"</returnval>")
-    at = search(_OBJECT, returnval[1], end)
-    first = at if at >= 0 else returnval[2]
-    after = first
+    table = {_PROPERTY + name.encode(): (name, decoder) for name, decoder in decoders.items()}
+    parts = payload[returnval[1] : returnval[2]].split(b"</objects>")
+    token = None
+    head = parts[0]
+    if head.startswith(b"<token>"):  # the token comes first in a RetrieveResult
+        span = find(head, b"token", 0, len(head))
+        token = None if span is None else text(head, span)
+        parts[0] = head[span[3] :] if span else head
+    tail = parts.pop()
+    if tail.startswith(b"<token>"):
+        span = find(tail, b"token", 0, len(tail))
+        token, tail = (None, tail) if span is None else (text(tail, span), tail[span[3] :])
+    if tail:
+        raise Unsupported("unexpected content in <returnval>")
     objects = []
-    while at >= 0:
-        gt = search(b">", at + 13, end)
-        ref_end = search(b"</obj>", gt, end)
-        if gt < 0 or ref_end < 0:
-            raise Unsupported("unterminated <obj>")
-        props: dict[str, Any] = {}
-        cursor = ref_end + 6
-        while starts(_PROPERTY, cursor):
-            name_end = search(b"</name>", cursor, end)
-            prop_end = search(b"</propSet>", name_end, end) + 10
-            if name_end < 0 or prop_end < 10:
-                raise Unsupported("unterminated <propSet>")
-            entry = table.get(payload[cursor + 15 : name_end])
-            if entry is None:
-                raise Unsupported(f"no decoder for {payload[cursor + 15 : name_end]!r}")
-            val = name_end + 7
-            if starts(b"<val", val) and payload[val + 4] in _NAME_END:
-                tag_end = search(b">", val, prop_end)
-                if payload[tag_end - 1] == 0x2F:
-                    span = (val, tag_end + 1, tag_end + 1, tag_end + 1)
-                elif starts(b"</val></propSet>", prop_end - 16):
-                    span = (val, tag_end + 1, prop_end - 16, prop_end - 10)
-                else:
-                    raise Unsupported("<val> without its end tag")
-                props[entry[0]] = entry[1](payload, span)
-            else:
-                props[entry[0]] = None
-            cursor = prop_end
-        if not starts(_AFTER_PROPERTY, cursor):
-            raise Unsupported("unexpected content in <objects>")
-        after = search(b"</objects>", cursor, end) + 10
-        ref = (at + 9, gt + 1, ref_end, ref_end + 6)
-        objects.append(
-            ObjectContent(MoRef(attribute(payload, ref, b' type="') or "", text(payload, ref)), props)
-        )
-        if not starts(_AFTER_OBJECT, after):
+    for part in parts:
+        if not part.startswith(_OBJECT):
             raise Unsupported("unexpected content in <returnval>")
-        at = after if starts(_OBJECT, after) else -1
-    token = find(payload, b"token", returnval[1], first) or find(payload, b"token", after, returnval[2])
-    return RetrievePage(objects=tuple(objects), token=None if token is None else text(payload, token))
+        objects.append(_object(part, table))
+    return RetrievePage(objects=tuple(objects), token=token)
