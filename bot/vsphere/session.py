@@ -9,7 +9,9 @@ Blocking; used only from ``VSphere``'s worker threads. TLS, in order of preceden
 - default: verified against the system trust store. ``Connect`` gets an explicit context, so
   pyvmomi's silent "no verification for localhost" never applies.
 ``post`` re-logs in once on ``NotAuthenticated`` (vCenter restarted or the session expired) and
-retries; connection errors propagate so the caller can back off and reconnect.
+retries; connection errors propagate so the caller can back off and reconnect (except on a
+kept-alive pooled connection, which vCenter may have closed while it sat idle: that request is
+sent once more on a fresh connection).
 """
 
 from __future__ import annotations
@@ -160,16 +162,20 @@ class Session:
             "SOAPAction": stub.versionId,
             "Cookie": stub.cookie,
         }
-        conn = self._take()
-        try:
-            conn.request("POST", "/sdk", body, headers)
-            response = conn.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException):
-            with self._lock:
-                self._open_conns.discard(conn)
-            conn.close()
-            raise
+        for attempt in (1, 2):
+            conn, pooled = self._take()
+            try:
+                conn.request("POST", "/sdk", body, headers)
+                response = conn.getresponse()
+                payload = response.read()
+            except (OSError, http.client.HTTPException):
+                with self._lock:
+                    self._open_conns.discard(conn)
+                conn.close()
+                if pooled and attempt == 1:
+                    continue  # a kept-alive connection vCenter closed while idle: once more, fresh
+                raise
+            break
         self._release(conn)
         if response.status == 500:
             raise_fault(payload)
@@ -188,13 +194,16 @@ class Session:
                 raise PinMismatch(
                     f"vCenter {ep.name}: certificate SHA-256 does not match the configured thumbprint"
                 )
+        with self._lock:
+            self._open_conns.add(conn)  # so _release pools it and _drop can close it
         return conn
 
-    def _take(self) -> http.client.HTTPSConnection:
+    def _take(self) -> tuple[http.client.HTTPSConnection, bool]:
+        """A kept-alive connection from the pool (True) or a new one (False)."""
         with self._lock:
             if self._pool:
-                return self._pool.pop()
-        return self._open()
+                return self._pool.pop(), True
+        return self._open(), False
 
     def _release(self, conn: http.client.HTTPSConnection) -> None:
         with self._lock:
