@@ -6,6 +6,7 @@ SDK): it remembers every message and every edit so tests assert on exactly what 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -75,7 +76,8 @@ class RecordingAdapter:
         self.sent: list[Sent] = []
 
     async def run(self, handle: CommandHandler) -> None:
-        raise NotImplementedError
+        """A recording platform receives no commands: wait until cancelled."""
+        await asyncio.Event().wait()
 
     async def send(
         self, room: str, reply: Reply, *, thread: str | None = None, key: str | None = None
