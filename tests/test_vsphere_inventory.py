@@ -211,12 +211,17 @@ def test_scanner_reads_entities_attributes_and_empty_values() -> None:
         '<volume xsi:type="HostVmfsVolume">'
         "<type>VMFS</type><name>datastore1</name><extent><diskName>naa.1</diskName></extent></volume>"
         "</HostFileSystemMountInfo></val></propSet>"
+        '<propSet><name>config.network.pnic</name><val xsi:type="ArrayOfPhysicalNic">'
+        "<PhysicalNic><device>vmnic0</device><driver>ixgben</driver><driverVersion>1.8</driverVersion>"
+        "</PhysicalNic><PhysicalNic><device>vmnic1</device><driverVersion>2</driverVersion></PhysicalNic>"
+        "<PhysicalNic><device>vmnic2</device><driver>bnxtnet</driver></PhysicalNic></val></propSet>"
     )
     scanned = scan_retrieve(payload, DECODERS).objects[0].props
     assert scanned == _decoded_by_elementtree(payload)[0].props
     assert scanned["name"] == "esx&1 <lab>"
     assert scanned["vm"] == 0
     assert scanned["configIssue"] == ('Lost "boot" device',)
+    assert scanned["config.network.pnic"] == ("ixgben", "bnxtnet")
     assert scanned["config.fileSystemVolume.mountInfo"] == (Volume("BOOTBANK1", "vfat", False, True, ()),)
 
 

@@ -80,6 +80,9 @@ def _b_ref(buf: bytes, val: Span) -> MoRef:
     return MoRef(attribute(buf, val, b' type="') or "", text(buf, val))
 
 
+_TAG_END = frozenset(b" \t\r\n/>")
+
+
 def boot_volume(name: str, kind: str) -> bool:
     """Volumes the boot-device rules read: BOOTBANK*, OSDATA* and VMFS-L/VMFSOS (not datastores)."""
     upper = name.upper()
@@ -100,7 +103,7 @@ def _b_volumes(buf: bytes, val: Span) -> tuple[Volume, ...]:
         disks = []
         at = buf.find(b"<diskName", start, end)
         while at >= 0:
-            disk = leaf(buf, b"<diskName", at, end)
+            disk = leaf(buf, b"<diskName", at, end) if buf[at + 9] in _TAG_END else None
             if disk:
                 disks.append(disk)
             at = buf.find(b"<diskName", at + 9, end)
@@ -124,11 +127,17 @@ def _b_adapters(buf: bytes, val: Span) -> tuple[Adapter, ...]:
 
 
 def _b_nic_drivers(buf: bytes, val: Span) -> tuple[str, ...]:
-    return tuple(
-        d
-        for nic in children(buf, b"PhysicalNic", val[1], val[2])
-        if (d := leaf(buf, b"<driver", nic[1], nic[2]))
-    )
+    # ``driver`` is a direct field of PhysicalNic and of none of its nested types, so every
+    # <driver> in the array is one NIC's: read them all without walking the NICs.
+    out = []
+    at = buf.find(b"<driver", val[1], val[2])
+    while at >= 0:
+        if buf[at + 7] in _TAG_END:  # not <driverVersion>
+            driver = leaf(buf, b"<driver", at, val[2])
+            if driver:
+                out.append(driver)
+        at = buf.find(b"<driver", at + 7, val[2])
+    return tuple(out)
 
 
 def _b_issues(buf: bytes, val: Span) -> tuple[str, ...]:
