@@ -17,6 +17,7 @@ from bot.vsphere.client import VSphere
 from bot.vsphere.dump import dump_inventory
 from bot.vsphere.inventory import release_lookup
 from bot.vsphere.session import Endpoint, PinMismatch
+from bot.vsphere.soap import MoRef, method_request
 from tests.fixtures.vcsim import Vcsim, VcsimFactory
 
 
@@ -168,3 +169,20 @@ async def test_inventory_dump(vcsim: Vcsim) -> None:
     wrong = VCenterSettings(name="vc2", host=vcsim.host, port=1, user="u", password=Secret("p"))
     code, text = await dump_inventory([settings, wrong], as_json=False)
     assert code == 1 and "vCenter vc2: ConnectionRefusedError" in text
+
+
+async def test_refreshes_reuse_one_view_and_remake_a_lost_one(vcsim: Vcsim) -> None:
+    vc = _vsphere(vcsim, ca_file=str(vcsim.ca_file))
+    session = vc._session
+    try:
+        await vc.refresh()
+        view = session.kept("inventory-view", lambda: MoRef("ContainerView", "none"))
+        assert len(await vc.refresh()) == 8
+        assert session.kept("inventory-view", lambda: MoRef("ContainerView", "none")) == view
+        await vc._call(session.post, method_request("DestroyView", view))  # gone behind our back
+        assert len(await vc.refresh()) == 8
+        remade = session.kept("inventory-view", lambda: MoRef("ContainerView", "none"))
+        assert remade.type == "ContainerView" and remade != view
+    finally:
+        await vc.close()
+    assert session._kept == {}

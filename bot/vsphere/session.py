@@ -12,6 +12,9 @@ Blocking; used only from ``VSphere``'s worker threads. TLS, in order of preceden
 retries; connection errors propagate so the caller can back off and reconnect (except on a
 kept-alive pooled connection, which vCenter may have closed while it sat idle: that request is
 sent once more on a fresh connection).
+Server-side objects that live as long as the login (the inventory's ContainerView, which
+vCenter keeps current by itself) are kept in ``kept`` and forgotten on every (re)login and on
+``close``: logging out destroys them on the server, so nothing is destroyed one by one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hmac
 import http.client
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +91,7 @@ class Session:
         self._open_conns: set[http.client.HTTPSConnection] = set()
         self._si: Any = None
         self._content: Any = None
+        self._kept: dict[str, MoRef] = {}
 
     @property
     def content(self) -> Any:
@@ -98,6 +103,17 @@ class Session:
     @property
     def property_collector(self) -> MoRef:
         return MoRef("PropertyCollector", self.content.propertyCollector._moId)
+
+    def kept(self, key: str, create: Callable[[], MoRef]) -> MoRef:
+        """The object kept under ``key`` for this login, made by ``create`` the first time."""
+        ref = self._kept.get(key)
+        if ref is None:
+            ref = self._kept[key] = create()
+        return ref
+
+    def forget(self, key: str) -> None:
+        """Drop a kept object the server no longer knows (the next ``kept`` makes a new one)."""
+        self._kept.pop(key, None)
 
     def login(self) -> None:
         """(Re)connect and log in; checks the pin first on a raw connection."""
@@ -117,10 +133,10 @@ class Session:
         )
         content = si.RetrieveContent()
         with self._lock:
-            self._si, self._content = si, content
+            self._si, self._content, self._kept = si, content, {}
 
     def close(self) -> None:
-        si, self._si, self._content = self._si, None, None
+        si, self._si, self._content, self._kept = self._si, None, None, {}
         if si is not None:
             try:
                 si.content.sessionManager.Logout()
