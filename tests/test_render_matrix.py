@@ -11,47 +11,13 @@ from pathlib import Path
 import pytest
 
 from bot.chat.render_matrix import HTML_FORMAT, render
-from bot.messages import Actions, Button, Code, Confirm, Fields, Reply, Style, Table, Text
+from bot.messages import Actions, Button, Code, Confirm, Fields, Reply, Table, Text
+from tests.reply_samples import COMMON
 
 GOLDEN = Path(__file__).parent / "golden" / "matrix"
 
 CASES: dict[str, Reply] = {
-    "summary_only": Reply(summary="Nothing to report."),
-    "text_styles": Reply(
-        summary="styles",
-        blocks=(
-            Text("plain line\nsecond line"),
-            Text("patched", Style.SUCCESS),
-            Text("bootbank on USB", Style.WARNING),
-            Text("host not found", Style.ERROR),
-        ),
-    ),
-    "host_card": Reply(
-        summary="esx-01: affected by PR 2777003",
-        blocks=(
-            Fields(
-                (("Build", "17867351"), ("Release", "ESXi 7.0 Update 2a"), ("Boot", "usb (vmhba32, vmkusb)")),
-                title="esx-01",
-            ),
-            Table(
-                ("PR", "Verdict", "Reason"),
-                (("2777003", "affected", "host boots from USB via vmkusb"), ("2761169", "fixed")),
-                title="Fixes",
-            ),
-            Code("esxcli software vib list | grep vmkusb"),
-        ),
-    ),
-    "confirm_shutdown": Reply(
-        summary="Shut down esx-01?",
-        blocks=(
-            Text("esx-01 runs 3 VMs; they will be migrated first."),
-            Confirm("k7q2", "Shut down esx-01", datetime(2021, 8, 24, 12, 5, tzinfo=UTC)),
-        ),
-    ),
-    "actions": Reply(
-        summary="Alert 12 firing",
-        blocks=(Actions((Button("Ack", "ack 12"), Button("Silence 1h", "silence esx-01 1h", danger=True))),),
-    ),
+    **COMMON,
     "hostile_text": Reply(
         summary="<script>alert(1)</script>",
         blocks=(
