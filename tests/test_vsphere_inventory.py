@@ -23,7 +23,7 @@ from bot.vsphere.inventory import (
     release_lookup,
     retrieve_all,
 )
-from bot.vsphere.scan import Unsupported, scan_retrieve
+from bot.vsphere.scan import Unsupported, leaf, scan_retrieve, tag
 from bot.vsphere.soap import Data, MoRef, ObjectContent, SoapFault, parse_retrieve, parse_updates
 
 PAGES = Path(__file__).parent / "data" / "vsphere"
@@ -238,3 +238,24 @@ def test_scanner_declines_what_it_does_not_read_and_parse_page_falls_back(props:
     with pytest.raises(Unsupported):
         scan_retrieve(payload, DECODERS)
     assert [o.obj for o in parse_page(payload).objects] == [MoRef("HostSystem", "host-9")]
+
+
+@pytest.mark.parametrize(
+    ("xml", "expected"),
+    [
+        (b"<a><name>plain</name></a>", "plain"),
+        (b"<a><nameX>no</nameX><name>second</name></a>", "second"),
+        (b'<a><name xsi:type="xsd:string">typed</name><name>later</name></a>', "typed"),
+        (b"<a><name>R&amp;D</name></a>", "R&D"),
+        (b"<a><name/><name>later</name></a>", ""),
+        (b"<a><nameX>only a longer name</nameX></a>", None),
+    ],
+)
+def test_leaf_reads_the_first_element_of_that_name(xml: bytes, expected: str | None) -> None:
+    assert leaf(xml, tag(b"name"), 0, len(xml)) == expected
+
+
+def test_leaf_declines_element_content() -> None:
+    xml = b"<a><name><b>x</b></name></a>"
+    with pytest.raises(Unsupported):
+        leaf(xml, tag(b"name"), 0, len(xml))

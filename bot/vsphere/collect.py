@@ -71,7 +71,7 @@ def full_refresh(session: Session, page_size: int = PAGE_SIZE) -> Snapshot:
         if fault.kind != "ManagedObjectNotFound":
             raise
         objects = retrieve()
-    return Snapshot(objects)
+    return Snapshot(objects, adopt=True)
 
 
 class Watch:

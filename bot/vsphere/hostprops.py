@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.vsphere.scan import Decoder, Span, attribute, children, find, leaf, text, xsi_type
+from bot.vsphere.scan import Decoder, Span, attribute, children, find, leaf, tag, text, xsi_type
 from bot.vsphere.soap import Data, MoRef, as_list
 
 # Data-object fields ``from_data`` reads; ElementTree conversion skips everything else.
@@ -64,6 +64,20 @@ def parse_time(raw: str) -> datetime | None:
         return None
 
 
+_ACCESSIBLE = tag(b"accessible")
+_DEVICE = tag(b"device")
+_DISKNAME = tag(b"diskName")
+_DRIVER = tag(b"driver")
+_FULLFORMATTEDMESSAGE = tag(b"fullFormattedMessage")
+_IDENTIFIERVALUE = tag(b"identifierValue")
+_KEY = tag(b"key")
+_MESSAGE = tag(b"message")
+_MODEL = tag(b"model")
+_MOUNTED = tag(b"mounted")
+_NAME = tag(b"name")
+_TYPE = tag(b"type")
+
+
 # --- from bytes ------------------------------------------------------------------------------
 
 
@@ -96,19 +110,19 @@ def _b_volumes(buf: bytes, val: Span) -> tuple[Volume, ...]:
     out = []
     for item in children(buf, b"HostFileSystemMountInfo", val[1], val[2]):
         start, end = item[1], item[2]
-        name = leaf(buf, b"<name", start, end) or ""
-        kind = leaf(buf, b"<type", start, end) or ""
+        name = leaf(buf, _NAME, start, end) or ""
+        kind = leaf(buf, _TYPE, start, end) or ""
         if not boot_volume(name, kind):
             continue
         disks = []
         at = buf.find(b"<diskName", start, end)
         while at >= 0:
-            disk = leaf(buf, b"<diskName", at, end) if buf[at + 9] in _TAG_END else None
+            disk = leaf(buf, _DISKNAME, at, end) if buf[at + 9] in _TAG_END else None
             if disk:
                 disks.append(disk)
             at = buf.find(b"<diskName", at + 9, end)
-        mounted = _flag(leaf(buf, b"<mounted", start, end), True)
-        accessible = _flag(leaf(buf, b"<accessible", start, end), True)
+        mounted = _flag(leaf(buf, _MOUNTED, start, end), True)
+        accessible = _flag(leaf(buf, _ACCESSIBLE, start, end), True)
         out.append(Volume(name, kind, mounted, accessible, tuple(disks)))
     return tuple(out)
 
@@ -116,11 +130,11 @@ def _b_volumes(buf: bytes, val: Span) -> tuple[Volume, ...]:
 def _b_adapters(buf: bytes, val: Span) -> tuple[Adapter, ...]:
     out = []
     for item in children(buf, b"HostHostBusAdapter", val[1], val[2]):
-        device = leaf(buf, b"<device", item[1], item[2])
+        device = leaf(buf, _DEVICE, item[1], item[2])
         if device:
             driver, model = (
-                leaf(buf, b"<driver", item[1], item[2]) or "",
-                leaf(buf, b"<model", item[1], item[2]) or "",
+                leaf(buf, _DRIVER, item[1], item[2]) or "",
+                leaf(buf, _MODEL, item[1], item[2]) or "",
             )
             out.append(Adapter(device, driver, model, xsi_type(buf, item)))
     return tuple(out)
@@ -133,7 +147,7 @@ def _b_nic_drivers(buf: bytes, val: Span) -> tuple[str, ...]:
     at = buf.find(b"<driver", val[1], val[2])
     while at >= 0:
         if buf[at + 7] in _TAG_END:  # not <driverVersion>
-            driver = leaf(buf, b"<driver", at, val[2])
+            driver = leaf(buf, _DRIVER, at, val[2])
             if driver:
                 out.append(driver)
         at = buf.find(b"<driver", at + 7, val[2])
@@ -142,8 +156,8 @@ def _b_nic_drivers(buf: bytes, val: Span) -> tuple[str, ...]:
 
 def _b_issues(buf: bytes, val: Span) -> tuple[str, ...]:
     return tuple(
-        leaf(buf, b"<fullFormattedMessage", event[1], event[2])
-        or leaf(buf, b"<message", event[1], event[2])
+        leaf(buf, _FULLFORMATTEDMESSAGE, event[1], event[2])
+        or leaf(buf, _MESSAGE, event[1], event[2])
         or xsi_type(buf, event)
         for event in children(buf, b"Event", val[1], val[2])
     )
@@ -153,8 +167,8 @@ def _b_identifiers(buf: bytes, val: Span) -> tuple[tuple[str, str], ...]:
     out = []
     for info in children(buf, b"HostSystemIdentificationInfo", val[1], val[2]):
         kind = find(buf, b"identifierType", info[1], info[2])
-        key = leaf(buf, b"<key", kind[1], kind[2]) if kind else None
-        out.append((key or "", leaf(buf, b"<identifierValue", info[1], info[2]) or ""))
+        key = leaf(buf, _KEY, kind[1], kind[2]) if kind else None
+        out.append((key or "", leaf(buf, _IDENTIFIERVALUE, info[1], info[2]) or ""))
     return tuple(out)
 
 

@@ -118,8 +118,12 @@ def retrieve_all(post: Post, collector: MoRef, spec: str, page_size: int = PAGE_
 class Snapshot:
     """The collected properties of every object by moref; owned by one thread at a time."""
 
-    def __init__(self, objects: Iterable[ObjectContent] = ()) -> None:
-        self._props: dict[MoRef, dict[str, Any]] = {o.obj: dict(o.props) for o in objects}
+    def __init__(self, objects: Iterable[ObjectContent] = (), *, adopt: bool = False) -> None:
+        """With ``adopt`` the objects' property dicts are taken over instead of copied (a fresh
+        retrieval that nothing else holds)."""
+        self._props: dict[MoRef, dict[str, Any]] = (
+            {o.obj: o.props for o in objects} if adopt else {o.obj: dict(o.props) for o in objects}
+        )
 
     def __len__(self) -> int:
         return len(self._props)
@@ -161,13 +165,42 @@ class Snapshot:
     def hosts(self, vcenter: str, release: ReleaseLookup | None = None) -> tuple[Host, ...]:
         out = []
         placements: dict[Any, tuple[str | None, str | None]] = {}  # by parent: few clusters, many hosts
+        shared = _Shared(release, f"vcenter:{vcenter}")
         for ref, props in self._props.items():
             if ref.type == "HostSystem" and props.get("name"):
                 parent = props.get("parent")
                 if parent not in placements:
                     placements[parent] = self._placement(parent)
-                out.append(host_from_props(props, vcenter, *placements[parent], release))
-        return tuple(sorted(out, key=lambda h: h.name.lower()))
+                out.append(host_from_props(props, vcenter, *placements[parent], release, shared))
+        out.sort(key=lambda h: h.name.lower())
+        return tuple(out)
+
+
+class _Shared:
+    """Values many hosts of one ``hosts()`` call have in common, made once: release names by
+    build and driver maps by driver set (a fleet runs a few builds and hardware profiles)."""
+
+    __slots__ = ("_drivers", "_release", "_releases", "source")
+
+    def __init__(self, release: ReleaseLookup | None, source: str) -> None:
+        self._release = release
+        self._releases: dict[int, str | None] = {}
+        self._drivers: dict[tuple[str, ...], Mapping[str, str]] = {}
+        self.source = source
+
+    def release(self, build: int | None) -> str | None:
+        if self._release is None or build is None:
+            return None
+        if build not in self._releases:
+            self._releases[build] = self._release(build)
+        return self._releases[build]
+
+    def drivers(self, names: set[str]) -> Mapping[str, str]:
+        key = tuple(sorted(names))
+        found = self._drivers.get(key)
+        if found is None:
+            found = self._drivers[key] = MappingProxyType(dict.fromkeys(key, ""))
+        return found
 
 
 def _text(props: Mapping[str, Any], path: str) -> str | None:
@@ -262,10 +295,10 @@ def bootbank_mounted(props: Mapping[str, Any]) -> bool | None:
     return all(states) if states else None
 
 
-def _drivers(props: Mapping[str, Any]) -> Mapping[str, str]:
+def _driver_names(props: Mapping[str, Any]) -> set[str]:
     names = {a.driver for a in props.get("config.storageDevice.hostBusAdapter") or () if a.driver}
     names.update(props.get("config.network.pnic") or ())
-    return MappingProxyType(dict.fromkeys(sorted(names), ""))
+    return names
 
 
 _CONNECTION = {state.value: state for state in ConnectionState}
@@ -286,8 +319,10 @@ def host_from_props(
     datacenter: str | None = None,
     cluster: str | None = None,
     release: ReleaseLookup | None = None,
+    shared: _Shared | None = None,
 ) -> Host:
     """A ``Host`` from one host's decoded properties (``hostprops``)."""
+    shared = shared or _Shared(release, f"vcenter:{vcenter}")
     build = _build(props)
     maintenance = props.get("runtime.inMaintenanceMode")
     boot_time = props.get("runtime.bootTime")
@@ -295,7 +330,7 @@ def host_from_props(
         name=str(props["name"]),
         build=build,
         version=_text(props, "summary.config.product.version"),
-        release_name=release(build) if release and build is not None else None,
+        release_name=shared.release(build),
         vcenter=vcenter,
         datacenter=datacenter,
         cluster=cluster,
@@ -304,7 +339,7 @@ def host_from_props(
         vendor=_text(props, "hardware.systemInfo.vendor"),
         model=_text(props, "hardware.systemInfo.model"),
         serial=_serial(props),
-        drivers=_drivers(props),
+        drivers=shared.drivers(_driver_names(props)),
         connection_state=_connection(props.get("runtime.connectionState")),
         power_state=_power(props.get("runtime.powerState")),
         in_maintenance=maintenance if isinstance(maintenance, bool) else None,
@@ -312,5 +347,5 @@ def host_from_props(
         overall_status=_text(props, "overallStatus"),
         config_issues=tuple(props.get("configIssue") or ()),
         vm_count=props.get("vm") or 0,
-        source=f"vcenter:{vcenter}",
+        source=shared.source,
     )

@@ -18,7 +18,9 @@ ElementTree instead (``soap.parse_retrieve``), so nothing is ever misread, only 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot.vsphere.soap import MoRef, ObjectContent, RetrievePage
@@ -127,28 +129,41 @@ def _check(payload: bytes) -> int:
     raise Unsupported("no unprefixed RetrievePropertiesEx response (a fault?)")
 
 
-def leaf(buf: bytes, opener: bytes, start: int, end: int) -> str | None:
-    """Text of the first leaf element in ``buf[start:end]``; ``opener`` is ``b"<name"``.
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """A leaf element's name, ready for ``leaf``: its start tag and a pattern for the plain case."""
 
-    The common ``<name>text</name>`` costs two searches; a start tag with attributes or a
-    self-closing one goes through ``find``.
+    opener: bytes  # b"<name"
+    plain: re.Pattern[bytes]
+
+
+def tag(name: bytes) -> Tag:
+    """``<name>text</name>`` is read by one regex search; anything else by the general path."""
+    quoted = re.escape(name)
+    return Tag(b"<" + name, re.compile(b"<" + quoted + b"(?:>([^<&]*)</" + quoted + b">|[ \t\r\n/>])"))
+
+
+def leaf(buf: bytes, name: Tag, start: int, end: int) -> str | None:
+    """Text of the first leaf element called ``name`` whose start tag is in ``buf[start:end]``.
+
+    The common ``<name>text</name>`` is one regex search; a start tag with attributes, a
+    self-closing one, entities or element content go through ``find``/``text`` from there.
     """
-    width = len(opener)
-    at = buf.find(opener, start, end)
-    while at >= 0:
-        after = at + width
-        mark = buf[after] if after < end else 0
-        if mark == 0x3E:  # ">"
-            stop = buf.find(b"<", after, end)
-            if stop < 0 or buf[stop + 1] != 0x2F:  # "</": a leaf holds text only
-                raise Unsupported(f"{opener.decode()}> is not a leaf")
-            raw = buf[after + 1 : stop]
-            return html.unescape(raw.decode()) if b"&" in raw else raw.decode()
-        if mark in _NAME_END:
-            span = find(buf, opener[1:], at, end)
-            return None if span is None else text(buf, span)
-        at = buf.find(opener, after, end)
-    return None
+    match = name.plain.search(buf, start, end)
+    if match is None:
+        return None
+    raw: bytes | None = match.group(1)
+    if raw is not None:
+        return raw.decode()
+    at, after = match.start(), match.start() + len(name.opener)
+    if buf[after] == 0x3E:  # ">": plain start tag, but entities or element content
+        stop = buf.find(b"<", after, end)
+        if stop < 0 or buf[stop + 1] != 0x2F:  # "</": a leaf holds text only
+            raise Unsupported(f"{name.opener.decode()}> is not a leaf")
+        raw = buf[after + 1 : stop]
+        return html.unescape(raw.decode()) if b"&" in raw else raw.decode()
+    span = find(buf, name.opener[1:], at, end)
+    return None if span is None else text(buf, span)
 
 
 _OBJECT = b"<objects><obj"
