@@ -48,6 +48,7 @@ from bot.logs import Correlation
 from bot.match_rules import RuleSet
 from bot.messages import Command, Reply
 from bot.metrics import Metrics
+from bot.model import Host, Release
 from bot.outbox import Outbox
 from bot.release_service import ReleaseAnnouncer, ReleaseService, bundled_releases
 from bot.services import Services, Store
@@ -117,6 +118,21 @@ def syslog_config(section: Mapping[str, Any], settings: Settings) -> SyslogConfi
         if values.get(key):
             values[key] = settings.resolve(str(values[key]))
     return SyslogConfig(**values)
+
+
+class HostResolver:
+    """Syslog source → inventory host, with the index rebuilt at most every ``ttl`` seconds (floods)."""
+
+    def __init__(self, inventory: Inventory, clock: Clock, ttl: float = 5.0) -> None:
+        self._inventory, self._clock, self._ttl = inventory, clock, ttl
+        self._index: HostIndex | None = None
+        self._built_at = 0.0
+
+    def __call__(self, hostname: str | None, address: str | None) -> Host | None:
+        now = self._clock.monotonic()
+        if self._index is None or now - self._built_at > self._ttl:
+            self._index, self._built_at = HostIndex(self._inventory.hosts()), now
+        return self._index.resolve(hostname, address)
 
 
 @dataclass
@@ -240,10 +256,14 @@ class App:
         )
         sources = parse_sources(_section(settings, "sources", list))
         fetcher = Fetcher.create() if sources else None
+        announcer = ReleaseAnnouncer(releases, outbox)
+
+        async def announce(release: Release, *, update: bool) -> None:
+            await announcer(release, update=update)
+            await hint.refresh()  # alert pages name the newest fix for the boot device
+
         poller = (
-            SourcePoller(
-                sources, fetcher, ReleaseRepo(db), clock, catalog, announce=ReleaseAnnouncer(releases, outbox)
-            )
+            SourcePoller(sources, fetcher, ReleaseRepo(db), clock, catalog, announce=announce)
             if fetcher is not None
             else None
         )
@@ -251,9 +271,7 @@ class App:
         receiver = None
         if (cfg := syslog_config(syslog_section, settings)) is not None:
             rules = load_rules(_paths(settings, syslog_section.get("rule_files", []) or []))
-            receiver = SyslogReceiver(
-                cfg, rules, lambda h, a: HostIndex(live.hosts()).resolve(h, a), engine.ingest_log
-            )
+            receiver = SyslogReceiver(cfg, rules, HostResolver(live, clock), engine.ingest_log)
         services = Services(
             settings=settings,
             clock=clock,
