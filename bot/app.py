@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -81,8 +82,13 @@ def build_lookup(catalog: BuildCatalog) -> BuildLookup:
 
 
 def demo_inventory(catalog: BuildCatalog, clock: Clock) -> StaticInventory:
+    """The bundled fleet; boot times keep their spacing but move so the last boot was 3 days ago."""
     text = resources.files("bot.data").joinpath("demo/inventory.yaml").read_text(encoding="utf-8")
     hosts = parse_inventory(yaml.safe_load(text), "demo inventory", build_lookup(catalog))
+    boots = [h.boot_time for h in hosts if h.boot_time is not None]
+    if boots:
+        shift = clock.now() - timedelta(days=3) - max(boots)
+        hosts = [replace(h, boot_time=h.boot_time + shift) if h.boot_time else h for h in hosts]
     return StaticInventory(hosts, "demo", clock.now())
 
 
