@@ -170,8 +170,16 @@ _OBJECT = b"<objects><obj"
 _PROPERTY = b"<propSet><name>"
 
 
-def _object(part: bytes, table: Mapping[bytes, tuple[str, Decoder]]) -> ObjectContent:
-    """One ``<objects>`` element without its end tag."""
+def _object(
+    part: bytes, table: Mapping[bytes, tuple[str, Decoder]], memo: dict[bytes, tuple[str, Any]]
+) -> ObjectContent:
+    """One ``<objects>`` element without its end tag.
+
+    ``memo`` holds the (name, value) of every ``propSet`` already decoded in this answer, by
+    its bytes: a fleet repeats most values (builds, vendors, adapters, NIC drivers) host after
+    host, and a repeated ``propSet`` is one dict lookup instead of a decode (decoders are pure
+    and return immutable values, so hosts may share them).
+    """
     ref_end = part.find(b"</obj>")
     gt = part.find(b">", len(_OBJECT))
     if ref_end < 0 or gt < 0 or gt > ref_end:
@@ -180,25 +188,30 @@ def _object(part: bytes, table: Mapping[bytes, tuple[str, Decoder]]) -> ObjectCo
     props: dict[str, Any] = {}
     pieces = part[ref_end + 6 :].split(b"</propSet>")
     for piece in pieces[:-1]:
+        known = memo.get(piece)
+        if known is not None:
+            props[known[0]] = known[1]
+            continue
         head, _, val = piece.partition(b"</name>")
         entry = table.get(head)  # keyed by b"<propSet><name>" + name: a spaced layout misses
         if entry is None:
             raise Unsupported(f"no decoder for {head!r} or an unexpected layout")
         name, decoder = entry
-        if not val:
-            props[name] = None
-            continue
-        tag, _, rest = val.partition(b">")
-        if tag[:4] != b"<val" or (len(tag) > 4 and tag[4] not in _NAME_END):
-            raise Unsupported("a propSet holds something other than a val")
-        if not rest and tag[-1] == 0x2F:  # <val .../>
-            props[name] = decoder(val, (0, len(val), len(val), len(val)))
-        elif rest[-6:] != b"</val>":
-            raise Unsupported("<val> without its end tag")
-        elif decoder is text and b"<" not in rest[:-6] and b"&" not in rest:
-            props[name] = rest[:-6].decode()  # most values: plain text, read here
-        else:
-            props[name] = decoder(val, (0, len(tag) + 1, len(val) - 6, len(val)))
+        value: Any = None
+        if val:
+            tag, _, rest = val.partition(b">")
+            if tag[:4] != b"<val" or (len(tag) > 4 and tag[4] not in _NAME_END):
+                raise Unsupported("a propSet holds something other than a val")
+            if not rest and tag[-1] == 0x2F:  # <val .../>
+                value = decoder(val, (0, len(val), len(val), len(val)))
+            elif rest[-6:] != b"</val>":
+                raise Unsupported("<val> without its end tag")
+            elif decoder is text and b"<" not in rest[:-6] and b"&" not in rest:
+                value = rest[:-6].decode()  # most values: plain text, read here
+            else:
+                value = decoder(val, (0, len(tag) + 1, len(val) - 6, len(val)))
+        props[name] = value
+        memo[piece] = (name, value)
     if pieces[-1] and not pieces[-1].startswith(b"<missingSet>"):
         raise Unsupported("unexpected content in <objects>")
     return ObjectContent(MoRef(attribute(part, ref, b' type="') or "", text(part, ref)), props)
@@ -208,7 +221,9 @@ def scan_retrieve(payload: bytes, decoders: Mapping[str, Decoder]) -> RetrievePa
     """A RetrievePropertiesEx / ContinueRetrievePropertiesEx answer, each value through its decoder.
 
     Every property name must have a decoder (``Unsupported`` otherwise): values come out
-    exactly as the decoders make them, with None for a property without a ``val``. The answer
+    exactly as the decoders make them, with None for a property without a ``val``. Decoders
+    must be pure and return immutable values: a ``propSet`` repeated byte for byte is decoded
+    once per answer and its value shared (see ``_object``). The answer
     is split at the end tags of ``objects`` and ``propSet`` (which never nest) and every part
     must then start with the literal unspaced start tag, so a spaced or unknown layout raises
     ``Unsupported`` instead of losing an object. Decoders get spans into these parts.
@@ -232,8 +247,9 @@ def scan_retrieve(payload: bytes, decoders: Mapping[str, Decoder]) -> RetrievePa
     if tail:
         raise Unsupported("unexpected content in <returnval>")
     objects = []
+    memo: dict[bytes, tuple[str, Any]] = {}  # for this answer only: dropped when it returns
     for part in parts:
         if not part.startswith(_OBJECT):
             raise Unsupported("unexpected content in <returnval>")
-        objects.append(_object(part, table))
+        objects.append(_object(part, table, memo))
     return RetrievePage(objects=tuple(objects), token=token)
