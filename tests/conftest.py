@@ -7,4 +7,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.slack",
     "tests.fixtures.vcsim",
     "tests.fixtures.postgres",
+    "tests.fixtures.feed_site",
 ]

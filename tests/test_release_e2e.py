@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 import bot.feeds.sources as sources_module
 from bot.app import App, demo_inventory
@@ -26,25 +25,10 @@ from bot.esxi import BuildCatalog
 from bot.feeds.sources import SourcePoller
 from bot.messages import Command, Conversation, Reply, Table, User
 from handlers import ALL
-from tests.test_sources import NOTES, Site, atom, catalog
+from tests.fixtures.feed_site import NOTES, Site, atom, catalog
 
 START = datetime(2021, 9, 1, 8, 0, tzinfo=UTC)
 ROOM = Conversation("console", "console", direct=True)
-
-
-@pytest.fixture
-async def site() -> AsyncIterator[Site]:
-    state = Site()
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.base = f"http://127.0.0.1:{port}"
-    yield state
-    await runner.cleanup()
 
 
 class Parses:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bot.clock import FakeClock
 from bot.esxi import BuildCatalog
@@ -20,71 +17,7 @@ from bot.model import Release
 from bot.store.db import Database, open_database
 from bot.store.migrate import migrate
 from bot.store.releases import ReleaseRepo
-
-NOTES = Path(__file__).resolve().parents[1] / "bot" / "data" / "demo" / "notes"
-
-
-def atom(entries: list[tuple[str, str, str]]) -> bytes:
-    body = "".join(
-        f"<entry><id>{i}</id><title>{t}</title><link href='{link}'/>"
-        "<updated>2021-09-14T00:00:00Z</updated></entry>"
-        for i, t, link in entries
-    )
-    return (
-        "<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>r</title><id>f</id>"
-        f"<updated>2021-09-14T00:00:00Z</updated>{body}</feed>"
-    ).encode()
-
-
-def catalog(builds: list[tuple[str, str, str]]) -> bytes:
-    rows = [
-        {
-            "build": b,
-            "minorRelease": "7.0",
-            "friendlyName": n,
-            "releaseLevel": "VMware ESXi 7.0.2",
-            "releaseDate": d,
-        }
-        for b, n, d in builds
-    ]
-    return json.dumps({"data": {"esxiReleases": rows}}).encode()
-
-
-@dataclass
-class Site:
-    """What the local server serves; ``hits`` counts requests per path, ``full`` the 200 answers."""
-
-    docs: dict[str, tuple[bytes, str]] = field(default_factory=dict)
-    hits: dict[str, int] = field(default_factory=dict)
-    full: dict[str, int] = field(default_factory=dict)
-    base: str = ""
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
-        self.hits[path] = self.hits.get(path, 0) + 1
-        if path not in self.docs:
-            return web.Response(status=500, text="boom")
-        body, kind = self.docs[path]
-        etag = f'"{hash(body) & 0xFFFFFFFF:x}"'
-        if request.headers.get("If-None-Match") == etag:
-            return web.Response(status=304, headers={"ETag": etag})
-        self.full[path] = self.full.get(path, 0) + 1
-        return web.Response(body=body, content_type=kind, headers={"ETag": etag})
-
-
-@pytest.fixture
-async def site() -> AsyncIterator[Site]:
-    state = Site()
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.base = f"http://127.0.0.1:{port}"
-    yield state
-    await runner.cleanup()
+from tests.fixtures.feed_site import NOTES, Site, atom, catalog
 
 
 @pytest.fixture
