@@ -39,7 +39,7 @@ from bot.chat.matrix import MatrixAdapter
 from bot.clock import SystemClock
 from bot.config import MatrixSettings, Secret
 from bot.messages import Command, Reply
-from bot.store.db import SqliteDatabase
+from bot.store.sql.sqlite import SqliteDatabase
 from bot.store.subscriptions import SubscriptionRepo
 from bot.vsphere.collect import Watch
 from bot.vsphere.eventfeed import EventFeed

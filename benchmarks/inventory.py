@@ -1,7 +1,7 @@
 """Inventory refresh against vcsimlab at 1,000 and 5,000 hosts: esxbot vs naive pyvmomi vs raw SOAP.
 
 - esxbot: ``VSphere.refresh()``: ContainerView + one RetrievePropertiesEx on 19 leaf paths,
-  byte-scanned by bot/vsphere/scan.py into decoded values, turned into ``bot.model.Host``
+  byte-scanned by bot/vsphere/soap_scan.py into decoded values, turned into ``bot.model.Host``
   (best and median of ``--repeat``). The ContainerView is kept for the login, as the bot
   keeps it, so it is made during the untimed warm-up refresh.
 - naive: ``for h in view.view: h.name, h.summary.config.product.build, h.runtime.connectionState``
@@ -9,7 +9,7 @@
   At 5,000 hosts it walks the first ``--naive-sample`` hosts and scales linearly (marked "~").
 - floor: the same RetrievePropertiesEx as esxbot's, sent as raw SOAP on a warm connection and
   timed to the last byte, without parsing (best and median of ``--repeat``).
-Like ``esxbot run`` (bot/cli.py), the process freezes its start-up objects (``gc.freeze()``)
+Like ``esxbot run`` (bot/runtime/cli.py), the process freezes its start-up objects (``gc.freeze()``)
 before the first refresh, so a full collection does not walk pyVmomi's type tables.
 Ratios use the best times. Peak RSS is this process's high-water mark after each size (it only
 grows; the simulator runs in its own process). The 1-minute load average is printed with the
@@ -40,7 +40,7 @@ from pyVmomi import vim
 
 from bot.vsphere import collect
 from bot.vsphere.client import VSphere
-from bot.vsphere.inventory import PROPERTY_SETS
+from bot.vsphere.host_retrieval import PROPERTY_SETS
 from bot.vsphere.session import Endpoint, Session
 from bot.vsphere.soap import filter_spec, retrieve_request
 from tests.fixtures.vcsim import DEFAULT_MODEL, Vcsim, build_vcsimlab, make_certificate, start_vcsim
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     binary = build_vcsimlab()
-    gc.freeze()  # as bot/cli.py does once start-up is done
+    gc.freeze()  # as bot/runtime/cli.py does once start-up is done
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-inventory-") as tmp:
         cert = make_certificate(Path(tmp))

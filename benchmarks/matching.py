@@ -1,10 +1,10 @@
 """Benchmark: one 100-fix release matched against 5,000 generated hosts, all different.
 
-ours  = bot.matching.match_release: conditions once per fix, the fleet's facts once as bitsets over
+ours  = bot.releases.matching.match_release: conditions once per fix, the fleet's facts once as bitsets over
         host positions, then per fix a few integer operations decide the verdict of all 5,000 hosts;
         reasons are built only when read (rows below add reading host names, and reasons)
-naive = bot.matching.match per pair (regex extraction and evaluation again for every pair), measured on a
-        sample of pairs and extrapolated to the full 500,000
+naive = bot.releases.matching.match per pair (regex extraction and evaluation again for every pair),
+        measured on a sample of pairs and extrapolated to the full 500,000
 floor = the unavoidable per-pair work of any per-pair approach: walking every (fix, host) pair and
         filing the host name
 Prints a table, then one line of JSON with the figures. Goal: ours <= 0.5 s with every host different.
@@ -19,11 +19,11 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from bot.esxi import BuildCatalog
-from bot.feeds.notes import parse_notes
-from bot.match_rules import RuleSet
-from bot.matching import VERDICT_ORDER, match, match_release
+from bot.builds import BuildCatalog
 from bot.model import BootDevice, BootKind, Fix, Host, Release
+from bot.releases.match_rules import MatchRuleSet
+from bot.releases.matching import VERDICT_ORDER, match, match_release
+from bot.releases.sources.release_notes import parse_notes
 
 HOSTS = 5_000
 FIXES = 100
@@ -132,7 +132,7 @@ def best_of(runs: int, fn: Callable[[], object]) -> float:
 
 def main() -> None:
     catalog = BuildCatalog.bundled()
-    rules = RuleSet.bundled()
+    rules = MatchRuleSet.bundled()
     release = release_of_100(catalog)
     hosts = fleet(catalog, cluster_size=1)
     clustered = fleet(catalog, cluster_size=16)

@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.alerts.log_scan import HostIndex
 from bot.alerts.logline import parse_line
-from bot.alerts.patterns import RuleSet, load_rules
-from bot.alerts.scan import HostIndex
+from bot.alerts.patterns import LogRuleSet, load_rules
 from bot.alerts.signals import LogSignal
 from bot.alerts.syslog import SyslogConfig, SyslogReceiver
 from bot.model import BootDevice, BootKind, Host
@@ -97,7 +97,7 @@ def floor(lines: list[bytes]) -> None:
         pass
 
 
-def make_naive(rules: RuleSet) -> object:
+def make_naive(rules: LogRuleSet) -> object:
     def naive(lines: list[bytes]) -> None:
         blob = b"\n".join(lines)
         for raw in blob.split(b"\n"):
@@ -132,7 +132,7 @@ with socket.create_connection((sys.argv[1], int(sys.argv[2]))) as sock:
 """
 
 
-async def over_tcp(lines: list[bytes], rules: RuleSet, index: HostIndex) -> float:
+async def over_tcp(lines: list[bytes], rules: LogRuleSet, index: HostIndex) -> float:
     config = SyslogConfig(udp_port=None, tcp_port=0, rate=1e12, burst=1e12, signal_queue=len(lines))
     async with SyslogReceiver(config, rules, index.resolve, _sink) as receiver:
         host, port = receiver.addresses["tcp"]

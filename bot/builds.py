@@ -145,13 +145,6 @@ class BuildCatalog:
         """All builds of one product line (``7.0``), by update line then build."""
         return sorted((k for k in self._by_build.values() if k.line == line), key=KnownBuild.sort_key)
 
-    def newer_in_line(self, build: int) -> list[KnownBuild]:
-        """Builds after ``build`` in its own update line, oldest first (empty for unknown builds)."""
-        known = self.lookup(build)
-        if known is None:
-            return []
-        return [k for k in self.update_line(known.version) if k.build > build]
-
     def latest(self, line: str | None = None, *, include_security_only: bool = False) -> KnownBuild | None:
         """Newest release by date (then build), optionally within a product line."""
         rows = [
@@ -218,14 +211,3 @@ def parse_csv(text: str) -> list[KnownBuild]:
             )
         )
     return rows
-
-
-def release_of(known: KnownBuild) -> Release:
-    """A catalog row as a ``Release`` without fixes (for ``contains`` and notifications)."""
-    return Release(
-        line=known.line,
-        name=known.name,
-        build=known.build,
-        release_date=known.release_date,
-        version=known.version,
-    )

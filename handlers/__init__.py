@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands import CommandSpec
+from bot.command.spec import CommandSpec
 from handlers.alerts import ack, alerts, oncall, resolve, silence, unsilence
 from handlers.audit import audit
 from handlers.confirm import no, yes

@@ -7,10 +7,12 @@ from typing import Literal
 
 from bot.alerts.engine import AlertEngine, AlertError
 from bot.alerts.page import alert_json
-from bot.commands import CommandError, Context, Role, command
-from bot.inventory import find_host
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.spec import CommandError, command
+from bot.inventory.merged import find_host
 from bot.messages import Fields, Reply, Style, Table, Text
-from bot.store.alerts import AlertRecord
+from bot.store.alert_records import AlertRecord
 
 MAX_SILENCE = timedelta(days=30)
 

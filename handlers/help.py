@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from bot.args import closest
-from bot.commands import Context, Role, command
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.grammar import closest
+from bot.command.spec import command
 from bot.messages import Code, Reply, Style, Table, Text
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from bot.commands import Context, Role, command
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.selectors import Target, TargetArg
+from bot.command.spec import command
 from bot.messages import Block, Fields, Reply, Style, Table, Text
 from bot.model import BootKind, ConnectionState, Host, host_to_dict
-from bot.selectors import Target, TargetArg
 
 CARDS_MAX = 3  # more hosts than this: one table row each instead of a card each
 

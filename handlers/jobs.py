@@ -10,14 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.args import BadArgument
-from bot.commands import CommandError, Context, Role, command
-from bot.job_card import render
-from bot.jobs import JobRequest, JobRunner
+from bot.actions.job_card import render
+from bot.actions.prechecks import CHECK_NAMES, Check, failures
+from bot.actions.runner import JobRequest, JobRunner
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.grammar import BadArgument
+from bot.command.spec import CommandError, command
 from bot.messages import Block, Reply, Style, Table, Text
 from bot.model import Host
-from bot.prechecks import CHECK_NAMES, Check, failures
-from bot.store.jobs import HostBusy, StepSpec
+from bot.store.job_records import HostBusy, StepSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,17 +14,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from bot.args import BadArgument
-from bot.commands import CommandError, Context, Role, command
-from bot.esxcli import EsxcliError, pick_profile, update_command
-from bot.esxi import KnownBuild
-from bot.match_rules import RuleSet
-from bot.matching import match
+from bot.actions.esxcli import EsxcliError, pick_profile, update_command
+from bot.actions.prechecks import Check, Options, check_host, parallel_problem, patch_steps
+from bot.builds import KnownBuild
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.grammar import BadArgument
+from bot.command.selectors import Target, TargetArg
+from bot.command.spec import CommandError, command
 from bot.messages import Reply
 from bot.model import Host, Verdict
-from bot.prechecks import Check, Options, check_host, parallel_problem, patch_steps
-from bot.selectors import Target, TargetArg
-from bot.store.releases import ReleaseRepo
+from bot.releases.match_rules import MatchRuleSet
+from bot.releases.matching import match
+from bot.store.release_records import ReleaseRepo
 from handlers.jobs import Plan, busy, parse_overrides, plan_reply, runner_of, start
 
 VmAction = Literal["none", "power-off", "suspend"]
@@ -48,7 +50,7 @@ async def _fixes(ctx: Context, host: Host, target: KnownBuild) -> str | None:
     release = await ReleaseRepo(ctx.services.store.db).get(target.build)
     if release is None or not release.fixes:
         return None
-    rules = RuleSet.bundled()
+    rules = MatchRuleSet.bundled()
     hits = [match(fix, host, release, rules, ctx.services.catalog) for fix in release.fixes]
     wanted = (Verdict.AFFECTED, Verdict.POSSIBLY_AFFECTED)
     prs = [f"PR {m.pr} ({m.verdict.value})" for m in hits if m.verdict in wanted]

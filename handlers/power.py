@@ -12,11 +12,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from bot.commands import CommandError, CommandSpec, Context, Role, command
+from bot.actions.prechecks import Check, Options, check_host, maintenance_steps, power_on_steps, power_steps
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.selectors import HostArg
+from bot.command.spec import CommandError, CommandSpec, command
 from bot.messages import Reply
 from bot.model import Host
-from bot.prechecks import Check, Options, check_host, maintenance_steps, power_on_steps, power_steps
-from bot.selectors import HostArg
 from handlers.jobs import Plan, busy, parse_overrides, plan_reply, runner_of, start
 
 VmAction = Literal["none", "power-off", "suspend"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from bot.commands import Context, Role, command
-from bot.matching import FixMatches
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.spec import command
 from bot.messages import Block, Fields, Reply, Style, Table, Text
 from bot.model import Verdict
-from bot.release_service import MATTERS, ReleaseService, hosts_phrase
+from bot.releases.matching import FixMatches
+from bot.releases.service import MATTERS, ReleaseService, hosts_phrase
 
 
 def _service(ctx: Context) -> ReleaseService | None:

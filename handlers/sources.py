@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.commands import Context, Role, command
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.spec import command
 from bot.messages import Reply, Style, Table
 
 

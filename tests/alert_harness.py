@@ -17,13 +17,13 @@ from bot.alerts.engine import AlertEngine
 from bot.alerts.intake import EngineConfig
 from bot.alerts.oncall import OnCallPolicy, parse_oncall
 from bot.chat.base import CommandHandler, TransportHealth
+from bot.chat.outbox import Outbox
 from bot.clock import FakeClock
 from bot.messages import Reply
 from bot.model import BootDevice, BootKind, Host
-from bot.outbox import Outbox
-from bot.store.db import SqliteDatabase
-from bot.store.migrate import migrate
-from bot.store.outbox import OutboxRepo
+from bot.store.outbox_records import OutboxRepo
+from bot.store.sql.migrate import migrate
+from bot.store.sql.sqlite import SqliteDatabase
 from bot.store.subscriptions import SubscriptionRepo
 
 MATRIX_ROOM = "matrix:!ops:example.org"

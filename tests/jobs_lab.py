@@ -11,15 +11,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot.app import App
-from bot.bmc import BmcDirectory
+from bot.actions.bmc import BmcDirectory
+from bot.actions.job_settings import JobSettings
+from bot.actions.runner import JobRunner
 from bot.clock import FakeClock, SystemClock
-from bot.host_ops import ClusterImageOps
-from bot.jobs import JobRunner, JobSettings
 from bot.messages import Command, Confirm, Conversation, Reply, User
-from bot.store.jobs import JobRepo
-from bot.vsphere.actions import HostActions, door_for
+from bot.runtime.app import App
+from bot.store.job_records import JobRepo
 from bot.vsphere.client import VSphere
+from bot.vsphere.host_actions import HostActions, door_for
+from bot.vsphere.host_ops import ClusterImageOps
 from bot.vsphere.session import Endpoint
 from handlers import ALL
 from tests.fixtures.bot import OPERATOR, bot_settings

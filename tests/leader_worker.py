@@ -13,13 +13,13 @@ import sys
 import aiohttp
 
 from bot.chat.base import DeliveryError, TransportHealth
+from bot.chat.outbox import Outbox
 from bot.chat.render_text import render_text
 from bot.clock import SystemClock
-from bot.leader import LeaderTiming, PostgresLeader, run_while_leader
 from bot.messages import Reply
-from bot.outbox import Outbox
-from bot.store.db import open_database
-from bot.store.outbox import OutboxRepo
+from bot.runtime.leader import LeaderTiming, PostgresLeader, run_while_leader
+from bot.store.outbox_records import OutboxRepo
+from bot.store.sql.connect import open_database
 from bot.store.subscriptions import SubscriptionRepo
 
 TIMING = LeaderTiming(heartbeat=0.5, lease=5.0, retry=0.5, keepalive_idle=2, keepalive_interval=1)

@@ -1,6 +1,6 @@
 """The real bot (``App``, demo inventory, real dispatcher, ``bounce`` test command) on the Slack fake.
 
-Adapters are built the way ``esxbot run`` builds them (``bot.cli.chat_adapters`` from settings), so
+Adapters are built the way ``esxbot run`` builds them (``bot.runtime.cli.chat_adapters`` from settings), so
 these tests cover the composition root too. ``slack_settings`` is shared with the test that runs
 Slack and Matrix in one process.
 """
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.app import App
 from bot.chat.slack import SlackAdapter
-from bot.cli import chat_adapters
 from bot.config import AuthSettings, Secret, Settings, SlackSettings
+from bot.runtime.app import App
+from bot.runtime.cli import chat_adapters
 from tests.fixtures.matrix_bot import SPECS
 from tests.slack_fake import Message, SlackFake
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from bot.chat.slack import SlackAdapter
 from bot.config import Secret, SlackSettings
 from bot.messages import Command, Confirm, Fields, Reply, Style, Text
-from bot.store.db import open_database
 from bot.store.inbound import InboundRepo
-from bot.store.migrate import migrate
+from bot.store.sql.connect import open_database
+from bot.store.sql.migrate import migrate
 from tests.slack_fake import SlackFake
 
 

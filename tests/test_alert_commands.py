@@ -7,10 +7,10 @@ from dataclasses import replace
 from bot.alerts.engine import AlertEngine
 from bot.alerts.intake import EngineConfig, Signal
 from bot.alerts.oncall import parse_oncall
-from bot.inventory import find_host
+from bot.chat.outbox import Outbox
+from bot.inventory.merged import find_host
 from bot.model import AlertState
-from bot.outbox import Outbox
-from bot.store.outbox import OutboxRepo
+from bot.store.outbox_records import OutboxRepo
 from handlers import ALL
 from tests.alert_harness import ONCALL
 from tests.fixtures.bot import ADMIN, OPERATOR, VIEWER, MakeBot, TestBot

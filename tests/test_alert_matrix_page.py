@@ -16,7 +16,7 @@ from bot.clock import SystemClock
 from bot.config import MatrixSettings, Secret
 from bot.messages import Command, Reply
 from bot.model import AlertState
-from bot.store.db import SqliteDatabase
+from bot.store.sql.sqlite import SqliteDatabase
 from bot.store.subscriptions import SubscriptionRepo
 from tests.fixtures.matrix_bot import room_with_bot
 from tests.fixtures.synapse import SERVER_NAME, MatrixPerson, SynapseServer, person

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from bot.alerts.log_scan import HostIndex
 from bot.alerts.patterns import load_rules
-from bot.alerts.scan import HostIndex
 from bot.alerts.syslog import SyslogConfig, SyslogReceiver
 from bot.model import AlertState, Severity
 from tests.alert_harness import USB_HOST, alert_rig

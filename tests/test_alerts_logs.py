@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.alerts.log_scan import as_json, format_text, render, scan_files
 from bot.alerts.logline import parse_line
-from bot.alerts.patterns import RuleError, SignalKind, is_boot_device, load_rules
-from bot.alerts.scan import as_json, format_text, render, scan_files
+from bot.alerts.patterns import LogRuleError, SignalKind, is_boot_device, load_rules
 from bot.model import BootDevice, BootKind, Host
 from tests.shared_data import shared_file
 
@@ -163,7 +163,7 @@ def test_user_rule_file_adds_and_replaces(tmp_path: Path) -> None:
 def test_bad_rule_files_say_what_is_wrong(tmp_path: Path, text: str, fragment: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    with pytest.raises(RuleError, match=re.escape(fragment)):
+    with pytest.raises(LogRuleError, match=re.escape(fragment)):
         load_rules([path])
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from bot.alerts.framing import Framer
+from bot.alerts.log_scan import HostIndex
 from bot.alerts.patterns import SignalKind, load_rules
-from bot.alerts.scan import HostIndex
 from bot.alerts.signals import LogSignal
 from bot.alerts.syslog import SyslogConfig, SyslogReceiver
 from bot.model import BootDevice, BootKind, Host, Severity

@@ -7,8 +7,11 @@ from typing import Literal
 
 import pytest
 
-from bot.args import BadArgument, parse_duration, tokenize
-from bot.commands import Context, Role, bind, command
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.grammar import BadArgument, tokenize
+from bot.command.spec import bind, command
+from bot.durations import parse_duration
 from bot.messages import Reply
 from tests.fixtures.bot import TestBot
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.app import App
 from bot.chat.console import ConsoleAdapter
 from bot.chat.matrix import MatrixAdapter
 from bot.chat.slack import SlackAdapter
-from bot.cli import chat_adapters
 from bot.config import MatrixSettings, Secret, Settings
 from bot.messages import Reply
+from bot.runtime.app import App
+from bot.runtime.cli import chat_adapters
 from tests.fixtures.matrix_bot import HOST, SPECS, ask, room_with_bot
 from tests.fixtures.synapse import MatrixPerson, SynapseServer, person
 from tests.slack_bot import ANN, OPS, WAIT, slack_auth, slack_settings

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_settings
-from bot.inventory_file import InventoryError, load_inventory, parse_inventory
+from bot.inventory.static_file import InventoryError, load_inventory, parse_inventory
 from bot.model import BootKind, ConnectionState
 
 

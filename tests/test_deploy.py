@@ -84,7 +84,12 @@ def test_dockerfile_installs_the_package_the_way_the_readme_does(tmp_path: Path)
     names = set(zipfile.ZipFile(wheel).namelist())
     migrations = {p.name for p in (ROOT / "bot" / "store" / "migrations").glob("*.sql")}
     assert {f"bot/store/migrations/{m}" for m in migrations} <= names
-    assert {"bot/cli.py", "bot/web.py", "bot/leader.py", "bot/data/esxi_builds.csv"} <= names
+    assert {
+        "bot/runtime/cli.py",
+        "bot/runtime/web.py",
+        "bot/runtime/leader.py",
+        "bot/data/esxi_builds.csv",
+    } <= names
     assert any(n.startswith("handlers/") for n in names)
 
 

@@ -6,10 +6,12 @@ from typing import Annotated
 
 import pytest
 
-from bot.commands import CommandError, Context, Role, command
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.selectors import HostArg
+from bot.command.spec import CommandError, command
 from bot.messages import Confirm, Reply
 from bot.model import Host
-from bot.selectors import HostArg
 from handlers import ALL
 from tests.fixtures.bot import ADMIN, OPERATOR, VIEWER, MakeBot, TestBot
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from bot.bmc import SecretRef
+from bot.actions.bmc import SecretRef
+from bot.actions.esxcli import EsxcliError, EsxcliInstaller, EsxcliSettings, pick_profile, update_command
 from bot.clock import SystemClock
-from bot.esxcli import EsxcliError, EsxcliInstaller, EsxcliSettings, pick_profile, update_command
 from bot.model import JobState, Release
-from bot.store.releases import ReleaseRepo
-from bot.vsphere.actions import HostActions, door_for
+from bot.store.release_records import ReleaseRepo
+from bot.vsphere.host_actions import HostActions, door_for
 from tests.fixtures.vcsim import VcsimFactory
 from tests.jobs_lab import SETTINGS, lab_bot
 

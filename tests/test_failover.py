@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from bot.chat.outbox import Outbox
 from bot.clock import SystemClock
 from bot.messages import Reply
-from bot.outbox import Outbox
-from bot.store.db import Database, open_database
-from bot.store.migrate import migrate
-from bot.store.outbox import OutboxRepo
+from bot.store.outbox_records import OutboxRepo
+from bot.store.sql.base import Database
+from bot.store.sql.connect import open_database
+from bot.store.sql.migrate import migrate
 from bot.store.subscriptions import SubscriptionRepo
 from tests.fixtures.postgres import free_port
 

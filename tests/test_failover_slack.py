@@ -21,8 +21,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.store.db import open_database
-from bot.store.outbox import OutboxRepo
+from bot.store.outbox_records import OutboxRepo
+from bot.store.sql.connect import open_database
 from tests.esxbot_lab import EsxbotProcess, Relayed, SlackGateway, until
 from tests.fixtures.postgres import free_port
 from tests.slack_fake import SlackFake

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from bot.feeds.atom import parse_feed
-from bot.feeds.catalog import parse_catalog
+from bot.releases.sources.atom import parse_feed
+from bot.releases.sources.json_catalog import parse_catalog
 from tests.shared_data import shared_file
 
 

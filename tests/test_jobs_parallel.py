@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.host_ops import HostState
+from bot.actions.prechecks import parallel_problem
 from bot.model import JobState
-from bot.prechecks import parallel_problem
-from bot.store.jobs import JobRecord
+from bot.store.job_records import JobRecord
+from bot.vsphere.host_ops import HostState
 from tests.fixtures.vcsim import VcsimFactory
 from tests.jobs_lab import lab_bot, token
 

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from bot.actions.runner import ORPHANED_AFTER, JobRunner
+from bot.chat.outbox import Outbox
 from bot.clock import FakeClock
-from bot.jobs import ORPHANED_AFTER, JobRunner
 from bot.model import JobState
-from bot.outbox import Outbox
 from bot.store.audit import AuditRepo
-from bot.store.db import Database, open_database
-from bot.store.jobs import HostBusy, JobRepo, StepSpec
-from bot.store.migrate import migrate
-from bot.store.outbox import OutboxRepo
+from bot.store.job_records import HostBusy, JobRepo, StepSpec
+from bot.store.outbox_records import OutboxRepo
+from bot.store.sql.base import Database
+from bot.store.sql.connect import open_database
+from bot.store.sql.migrate import migrate
 from bot.store.subscriptions import SubscriptionRepo
 
 

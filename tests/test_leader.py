@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.leader import (
+from bot.runtime.leader import (
     AlreadyRunning,
     Fence,
     LeaderState,
@@ -21,8 +21,9 @@ from bot.leader import (
     open_leadership,
     run_while_leader,
 )
-from bot.store.db import Database, open_database
-from bot.store.migrate import migrate
+from bot.store.sql.base import Database
+from bot.store.sql.connect import open_database
+from bot.store.sql.migrate import migrate
 from tests.fixtures.postgres import PostgresServer
 
 # a long lease: a loaded CI machine must not end a term by a slow heartbeat; a cut connection ends it at once
@@ -48,7 +49,7 @@ async def test_sqlite_refuses_a_second_instance(tmp_path: Path, sqlite_db: Datab
     with pytest.raises(AlreadyRunning, match=r"already running on .*bot\.db.*PostgreSQL"):
         SingleInstance.acquire(sqlite_db, path)
     other = subprocess.run(
-        [sys.executable, "-c", "import sys, asyncio; from bot.leader import SingleInstance as S;"
+        [sys.executable, "-c", "import sys, asyncio; from bot.runtime.leader import SingleInstance as S;"
          f" S.acquire(None, {path!r})"],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip

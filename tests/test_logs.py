@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.config import MatrixSettings, Secret, Settings, SlackSettings, VCenterSettings, load_settings
-from bot.logs import Correlation, Redactor, configure, secret_values
+from bot.runtime.logconfig import Correlation, Redactor, configure, secret_values
 
 BOT = "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx"
 APP = "xapp-1-A0123456789-1234567890123-abcdef0123456789"
@@ -96,7 +96,7 @@ async def test_json_lines_carry_the_correlation_id_of_their_task(root_restored: 
     out = io.StringIO()
     correlation = Correlation()
     configure(json_lines=True, correlation=correlation, stream=out)
-    log = logging.getLogger("bot.dispatch")
+    log = logging.getLogger("bot.command.dispatcher")
 
     async def command(n: int) -> str:
         with correlation.scope("cmd") as cid:
@@ -118,4 +118,4 @@ async def test_json_lines_carry_the_correlation_id_of_their_task(root_restored: 
     assert by_id["job-patch-42"] == ["step 1"]
     assert by_id["-"] == ["outside"]
     assert ids[0] != ids[1] and all(i.startswith("cmd-") for i in ids)
-    assert {line["level"] for line in lines} == {"INFO"} and lines[0]["logger"] == "bot.dispatch"
+    assert {line["level"] for line in lines} == {"INFO"} and lines[0]["logger"] == "bot.command.dispatcher"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.esxi import BuildCatalog
-from bot.feeds.notes import parse_notes
-from bot.inventory_file import load_inventory
-from bot.match_rules import RuleError, RuleSet
-from bot.matching import conditions, match, match_release
+from bot.builds import BuildCatalog
+from bot.inventory.static_file import load_inventory
 from bot.model import BootDevice, BootKind, Fix, Host, Release, Verdict
+from bot.releases.match_rules import MatchRuleError, MatchRuleSet
+from bot.releases.matching import conditions, match, match_release
+from bot.releases.sources.release_notes import parse_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "bot" / "data" / "demo"
@@ -38,7 +38,7 @@ def _release(name: str) -> Release:
 
 
 def _verdicts(release: Release, pr: str, hosts: list[Host], catalog: BuildCatalog) -> dict[str, Verdict]:
-    result = match_release(release, hosts, RuleSet.bundled(), catalog)
+    result = match_release(release, hosts, MatchRuleSet.bundled(), catalog)
     return {m.host.split(".")[0]: m.verdict for m in result.matches() if m.pr == pr}
 
 
@@ -55,7 +55,7 @@ def test_usb_fix_reasons_are_checkable(hosts: list[Host], catalog: BuildCatalog)
     release = _release("esxi-70u2c.html")
     fix = next(f for f in release.fixes if f.pr == "2777003")
     esx01 = next(h for h in hosts if h.name.startswith("esx01"))
-    result = match(fix, esx01, release, RuleSet.bundled(), catalog)
+    result = match(fix, esx01, release, MatchRuleSet.bundled(), catalog)
     assert result.verdict is Verdict.AFFECTED
     assert "host boots from usb (mpx.vmhba32:C0:T0:L0, vmhba32, vmkusb)" in result.reasons
     assert "host build 17867351 is older than 18426014" in result.reasons
@@ -71,12 +71,12 @@ def test_powerflex_fix_only_on_powerflex_host(hosts: list[Host], catalog: BuildC
 def test_dell_without_powerflex_tag_is_not_affected(catalog: BuildCatalog) -> None:
     release = _release("esxi-70u2d.html")
     dell = Host("r640", build=17867351, vendor="Dell Inc.", model="PowerEdge R640", tags=frozenset({"prod"}))
-    result = match(release.fixes[0], dell, release, RuleSet.bundled(), catalog)
+    result = match(release.fixes[0], dell, release, MatchRuleSet.bundled(), catalog)
     assert result.verdict is Verdict.NOT_AFFECTED
     assert result.reasons[0] == (
         "fix concerns Dell EMC PowerFlex; host is a Dell Inc. PowerEdge R640 with no powerflex tag"
     )
-    found = conditions(release.fixes[0], RuleSet.bundled())
+    found = conditions(release.fixes[0], MatchRuleSet.bundled())
     assert "vendor-dell" not in {r.id for r in found.rules}
 
 
@@ -84,12 +84,12 @@ def test_unknown_facts_give_possibly(catalog: BuildCatalog) -> None:
     release = _release("esxi-70u2c.html")
     fix = next(f for f in release.fixes if f.pr == "2777003")
     bare = Host("bare", build=17867351)
-    assert match(fix, bare, release, RuleSet.bundled(), catalog).verdict is Verdict.POSSIBLY_AFFECTED
+    assert match(fix, bare, release, MatchRuleSet.bundled(), catalog).verdict is Verdict.POSSIBLY_AFFECTED
     nobuild = Host("nobuild", boot_device=BootDevice(BootKind.USB))
-    result = match(fix, nobuild, release, RuleSet.bundled(), catalog)
+    result = match(fix, nobuild, release, MatchRuleSet.bundled(), catalog)
     assert result.verdict is Verdict.POSSIBLY_AFFECTED and "host build is unknown" in result.reasons
     plain = Fix("1234567", "The hostd service leaks memory", "It leaks.")
-    assert match(plain, bare, release, RuleSet.bundled(), catalog).verdict is Verdict.POSSIBLY_AFFECTED
+    assert match(plain, bare, release, MatchRuleSet.bundled(), catalog).verdict is Verdict.POSSIBLY_AFFECTED
 
 
 def test_user_rules_extend_and_replace(tmp_path: Path, catalog: BuildCatalog) -> None:
@@ -99,7 +99,7 @@ def test_user_rules_extend_and_replace(tmp_path: Path, catalog: BuildCatalog) ->
         " patterns: ['\\bvGPU\\b']}\n",
         encoding="utf-8",
     )
-    rules = RuleSet.load([extra])
+    rules = MatchRuleSet.load([extra])
     fix = Fix("7654321", "VMs with vGPU profiles fail to power on")
     release = Release("7.0", "ESXi 7.0 Update 2c", 18426014, version="7.0.2")
     gpu = Host("gpu", build=17867351, tags=frozenset({"vgpu"}))
@@ -108,5 +108,5 @@ def test_user_rules_extend_and_replace(tmp_path: Path, catalog: BuildCatalog) ->
     assert match(fix, other, release, rules, catalog).verdict is Verdict.NOT_AFFECTED
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  - {id: x, patterns: ['(']}\n", encoding="utf-8")
-    with pytest.raises(RuleError, match="bad pattern"):
-        RuleSet.load([bad])
+    with pytest.raises(MatchRuleError, match="bad pattern"):
+        MatchRuleSet.load([bad])

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.esxi import BuildCatalog
-from bot.match_rules import RuleSet
-from bot.matching import VERDICT_ORDER, match, match_release
+from bot.builds import BuildCatalog
 from bot.model import BootDevice, BootKind, Fix, Host, Release, Verdict
+from bot.releases.match_rules import MatchRuleSet
+from bot.releases.matching import VERDICT_ORDER, match, match_release
 
 TEXTS = [
     "Hosts that boot from USB might lose the bootbank",
@@ -72,11 +72,11 @@ def _fleet(catalog: BuildCatalog, count: int) -> list[Host]:
 @pytest.mark.parametrize("user_rules", [False, True])
 def test_every_pair_agrees_with_match(tmp_path: Path, user_rules: bool) -> None:
     catalog = BuildCatalog.bundled()
-    rules = RuleSet.bundled()
+    rules = MatchRuleSet.bundled()
     if user_rules:
         extra = tmp_path / "rules.yaml"
         extra.write_text(USER_RULES, encoding="utf-8")
-        rules = RuleSet.load([extra])
+        rules = MatchRuleSet.load([extra])
     fixes = tuple(Fix(str(2_000_000 + i), text, f"{text}. Resolved.") for i, text in enumerate(TEXTS))
     release = Release("7.0", "ESXi 7.0 Update 2c", 18426014, version="7.0.2", fixes=fixes)
     hosts = _fleet(catalog, 300)
@@ -101,6 +101,6 @@ def test_every_pair_agrees_with_match(tmp_path: Path, user_rules: bool) -> None:
 def test_empty_fleet_and_no_fixes() -> None:
     catalog = BuildCatalog.bundled()
     release = Release("7.0", "ESXi 7.0 Update 2c", 18426014, fixes=(Fix("1", "USB boot devices fail"),))
-    result = match_release(release, [], RuleSet.bundled(), catalog)
+    result = match_release(release, [], MatchRuleSet.bundled(), catalog)
     assert result.fixes[0].hosts(*VERDICT_ORDER) == [] and list(result.matches()) == []
-    assert match_release(Release("7.0", "x", 1), [Host("a")], RuleSet.bundled(), catalog).fixes == ()
+    assert match_release(Release("7.0", "x", 1), [Host("a")], MatchRuleSet.bundled(), catalog).fixes == ()

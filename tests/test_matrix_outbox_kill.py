@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store.db import SqliteDatabase
+from bot.store.sql.sqlite import SqliteDatabase
 from tests.fixtures.matrix_bot import room_with_bot, running_bot
 from tests.fixtures.synapse import MatrixPerson, SynapseServer, person
 

@@ -12,12 +12,14 @@ import pytest
 
 from bot.chat.matrix import MatrixAdapter
 from bot.chat.matrix_events import MatrixFatal
-from bot.commands import Context, Role, command
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.spec import command
 from bot.config import MatrixSettings, Secret
 from bot.messages import Reply
-from bot.store.db import SqliteDatabase
 from bot.store.kv import KeyValueRepo
-from bot.store.migrate import migrate
+from bot.store.sql.migrate import migrate
+from bot.store.sql.sqlite import SqliteDatabase
 from tests.fixtures.matrix_bot import HOST, SPECS, ask, room_with_bot, running_bot
 from tests.fixtures.synapse import MatrixPerson, SynapseServer, person
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.store.db import SqliteDatabase, StoreError
-from bot.store.migrate import Migration, bundled_migrations, migrate
+from bot.store.sql.base import StoreError
+from bot.store.sql.migrate import Migration, bundled_migrations, migrate
+from bot.store.sql.sqlite import SqliteDatabase
 
 
 async def test_fresh_then_existing_database(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.feeds.notes import parse_notes
+from bot.releases.sources.release_notes import parse_notes
 from tests.shared_data import shared_file
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.bmc import BmcConfig, BmcDirectory, SecretRef
+from bot.actions.bmc import BmcConfig, BmcDirectory, SecretRef
+from bot.actions.redfish import PowerState, RedfishClient
 from bot.model import JobState
-from bot.redfish import PowerState, RedfishClient
 from tests.fixtures.redfish import SushyEmulator
 from tests.fixtures.vcsim import VcsimFactory
 from tests.jobs_lab import lab_bot

@@ -1,4 +1,4 @@
-"""bot.redfish against the real sushy-tools emulator (fake driver), plus its BMC front for the cases
+"""bot.actions.redfish against the real sushy-tools emulator (fake driver), plus its BMC front for the cases
 the fake driver cannot show: a guest that ignores GracefulShutdown, and session login."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bot.bmc import BmcConfig, BmcDirectory, SecretRef
-from bot.redfish import ErrorKind, OffPath, PowerState, RedfishClient, RedfishError, ResetType
+from bot.actions.bmc import BmcConfig, BmcDirectory, SecretRef
+from bot.actions.redfish import ErrorKind, OffPath, PowerState, RedfishClient, RedfishError, ResetType
 from tests.fixtures.redfish import ROLES, SushyEmulator
 
 # The forwarding front server opens one client session per request; when the loop closes right

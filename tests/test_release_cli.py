@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.feeds.cli_support import match_notes, notes_parse
+from bot.releases.offline_cli import match_notes, notes_parse
 from tests.test_matching import DEMO
 
 

@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-import bot.feeds.sources as sources_module
-from bot.app import App, demo_inventory
+import bot.releases.sources.poller as sources_module
+from bot.builds import BuildCatalog
 from bot.chat.console import ConsoleAdapter
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.esxi import BuildCatalog
-from bot.feeds.sources import SourcePoller
+from bot.inventory.demo import demo_inventory
 from bot.messages import Command, Conversation, Reply, Table, User
+from bot.releases.sources.poller import SourcePoller
+from bot.runtime.app import App
 from handlers import ALL
 from tests.fixtures.feed_site import NOTES, Site, atom, catalog
 

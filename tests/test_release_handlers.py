@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.esxi import BuildCatalog
-from bot.inventory import StaticInventory
-from bot.inventory_file import parse_inventory
-from bot.match_rules import RuleSet
+from bot.builds import BuildCatalog
+from bot.inventory.merged import StaticInventory
+from bot.inventory.static_file import parse_inventory
 from bot.messages import Command, Conversation, Reply, Table, User
-from bot.release_service import ReleaseAnnouncer, ReleaseService, bundled_releases
+from bot.releases.match_rules import MatchRuleSet
+from bot.releases.service import ReleaseAnnouncer, ReleaseService, bundled_releases
 from handlers.releases import affected as affected_cmd
 from handlers.releases import fixes as fixes_cmd
 from handlers.releases import pr as pr_cmd
@@ -34,7 +34,7 @@ def service() -> ReleaseService:
     inventory = StaticInventory(
         parse_inventory(data, "demo", lookup), "demo", datetime(2021, 9, 1, tzinfo=UTC)
     )
-    return ReleaseService(catalog, RuleSet.bundled(), inventory, bundled=bundled_releases())
+    return ReleaseService(catalog, MatchRuleSet.bundled(), inventory, bundled=bundled_releases())
 
 
 async def _say(service: ReleaseService, spec: Any, *args: str) -> Reply:

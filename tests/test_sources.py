@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.builds import BuildCatalog
 from bot.clock import FakeClock
-from bot.esxi import BuildCatalog
-from bot.feeds.fetch import Fetcher
-from bot.feeds.sources import SourceConfig, SourceKind, SourcePoller, parse_sources
 from bot.model import Release
-from bot.store.db import Database, open_database
-from bot.store.migrate import migrate
-from bot.store.releases import ReleaseRepo
+from bot.releases.sources.fetch import Fetcher
+from bot.releases.sources.poller import SourceConfig, SourceKind, SourcePoller, parse_sources
+from bot.store.release_records import ReleaseRepo
+from bot.store.sql.base import Database
+from bot.store.sql.connect import open_database
+from bot.store.sql.migrate import migrate
 from tests.fixtures.feed_site import NOTES, Site, atom, catalog
 
 

@@ -11,12 +11,13 @@ import pytest
 
 from bot.store.audit import AuditRepo
 from bot.store.confirmations import ConfirmationRepo, Proposal
-from bot.store.db import Database, StoreError, open_database
 from bot.store.inbound import InboundRepo
 from bot.store.kv import KeyValueRepo
-from bot.store.migrate import Migration, bundled_migrations, migrate
-from bot.store.outbox import OutboxRepo
-from bot.store.postgres import translate
+from bot.store.outbox_records import OutboxRepo
+from bot.store.sql.base import Database, StoreError
+from bot.store.sql.connect import open_database
+from bot.store.sql.migrate import Migration, bundled_migrations, migrate
+from bot.store.sql.postgres import translate
 from bot.store.subscriptions import SubscriptionRepo
 
 T0 = datetime(2021, 8, 24, 12, 0, tzinfo=UTC)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from bot.clock import SystemClock
-from bot.host_ops import ActionError
 from bot.model import JobState
-from bot.vsphere.actions import HostActions, door_for
 from bot.vsphere.client import VSphere
+from bot.vsphere.host_actions import HostActions, door_for
+from bot.vsphere.host_ops import ActionError
 from bot.vsphere.lifecycle import Lifecycle
 from bot.vsphere.session import Endpoint
 from tests.fixtures.vcsim import VcsimFactory

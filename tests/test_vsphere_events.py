@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from bot.esxi import BuildCatalog
+from bot.alerts.vcenter_signals import StateTracker, event_signals
+from bot.builds import BuildCatalog
 from bot.model import AlertState, BootDevice, BootKind, ConnectionState, Host
 from bot.vsphere.client import VSphere
-from bot.vsphere.events import StateTracker, VCenterEvent, event_signals
-from bot.vsphere.inventory import release_lookup
+from bot.vsphere.events import VCenterEvent
+from bot.vsphere.host_retrieval import release_lookup
 from bot.vsphere.session import Endpoint
 from tests.alert_harness import alert_rig
 from tests.fixtures.vcsim import VcsimFactory

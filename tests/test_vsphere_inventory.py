@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from bot.esxi import BuildCatalog
+from bot.builds import BuildCatalog
 from bot.model import BootKind, ConnectionState
-from bot.vsphere.hostprops import DECODERS, FIELDS, Volume, from_data
-from bot.vsphere.inventory import (
+from bot.vsphere.host_retrieval import (
     Snapshot,
     bootbank_mounted,
     detect_boot,
@@ -23,8 +22,9 @@ from bot.vsphere.inventory import (
     release_lookup,
     retrieve_all,
 )
-from bot.vsphere.scan import Unsupported, leaf, scan_retrieve, tag
+from bot.vsphere.hostprops import DECODERS, FIELDS, Volume, from_data
 from bot.vsphere.soap import Data, MoRef, ObjectContent, SoapFault, parse_retrieve, parse_updates
+from bot.vsphere.soap_scan import Unsupported, leaf, scan_retrieve, tag
 
 PAGES = Path(__file__).parent / "data" / "vsphere"
 COLLECTOR = MoRef("PropertyCollector", "propertyCollector")

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bot.builds import BuildCatalog
 from bot.config import Secret, VCenterSettings
-from bot.esxi import BuildCatalog
 from bot.model import BootKind, ConnectionState
 from bot.vsphere.client import VSphere
 from bot.vsphere.dump import dump_inventory
-from bot.vsphere.inventory import release_lookup
+from bot.vsphere.host_retrieval import release_lookup
 from bot.vsphere.session import Endpoint, PinMismatch
 from bot.vsphere.soap import MoRef, method_request
 from tests.fixtures.vcsim import Vcsim, VcsimFactory

@@ -12,13 +12,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.chat.base import CommandHandler, TransportHealth
-from bot.leader import LeaderState
 from bot.messages import Reply
-from bot.metrics import Metrics
-from bot.store.db import Database, open_database
-from bot.store.migrate import migrate
-from bot.store.outbox import OutboxRepo
-from bot.web import Health, WebConfig, serve
+from bot.runtime.leader import LeaderState
+from bot.runtime.metrics import Metrics
+from bot.runtime.web import Health, WebConfig, serve
+from bot.store.outbox_records import OutboxRepo
+from bot.store.sql.base import Database
+from bot.store.sql.connect import open_database
+from bot.store.sql.migrate import migrate
 from tests.fixtures.postgres import PostgresServer, free_port
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.messages import Fields, Reply, Style, Table, Text
 from bot.model import JobState
-from bot.store.jobs import JobRecord, StepRecord
+from bot.store.job_records import JobRecord, StepRecord
 
 
 def _elapsed(step: StepRecord) -> str:

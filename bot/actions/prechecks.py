@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.esxi import KnownBuild
-from bot.host_ops import HostState
-from bot.store.jobs import StepSpec
+from bot.builds import KnownBuild
+from bot.store.job_records import StepSpec
+from bot.vsphere.host_ops import HostState
 
 CHECK_NAMES = (
     "connected",

@@ -2,7 +2,7 @@
 
 Used by the host-action jobs when vCenter has lost the host (the bootbank-loss case)::
 
-    directory = bot.bmc.BmcDirectory.from_mappings(settings_entries)  # bad entries are logged and skipped
+    directory = bot.actions.bmc.BmcDirectory.from_mappings(settings_entries)
     bmc = directory.find(host_name="esx-01.lab", serial="CZ1234")  # BmcConfig | None
     async with RedfishClient(bmc, session=http) as client:  # session optional: owned if omitted
         system = await client.system()  # RedfishSystem: id, power_state, allowed_resets
@@ -11,7 +11,7 @@ Used by the host-action jobs when vCenter has lost the host (the bootbank-loss c
         await client.reset(ResetType.ON)  # refused before sending if the BMC does not allow it
         await client.wait_for_power_state(PowerState.ON, timeout=300)
 
-The password is a `bot.bmc.SecretRef` (``env:VAR_NAME`` or ``file:/path``), resolved at ``open()``.
+The password is a `bot.actions.bmc.SecretRef` (``env:VAR_NAME`` or ``file:/path``), resolved at ``open()``.
 It never appears in a ``repr``, a log line or an error: every failure is one `RedfishError` whose
 text is fit for chat and whose ``kind`` says what went wrong. Every request has a timeout. The client
 logs in with a Redfish session (X-Auth-Token) when the service root offers one, else basic auth,
@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bot.bmc import BmcConfig
+from bot.actions.bmc import BmcConfig
 
 log = logging.getLogger(__name__)
 
@@ -335,9 +335,6 @@ class RedfishClient:
 
     async def power_state(self) -> PowerState:
         return (await self.system()).power_state
-
-    async def allowed_reset_types(self) -> frozenset[ResetType] | None:
-        return (await self.system()).allowed_resets
 
     async def reset(self, reset_type: ResetType | str) -> None:
         """POST ComputerSystem.Reset; an unknown or not-allowed type is refused before sending."""

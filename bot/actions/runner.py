@@ -17,73 +17,27 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from bot.bmc import BmcDirectory
+from bot.actions.bmc import BmcDirectory
+from bot.actions.esxcli import EsxcliError, EsxcliInstaller
+from bot.actions.job_card import render
+from bot.actions.job_settings import JobSettings
+from bot.actions.redfish import RedfishClient, RedfishError
+from bot.actions.steps import StepFailed, execute
+from bot.chat.outbox import Outbox
 from bot.clock import Clock
-from bot.esxcli import EsxcliError, EsxcliInstaller, EsxcliSettings
-from bot.host_ops import ActionError, ClusterImageOps, HostOps, HostState
-from bot.job_card import render
-from bot.job_steps import StepFailed, execute
 from bot.messages import Reply
 from bot.model import Host, JobState
-from bot.outbox import Outbox
-from bot.redfish import RedfishClient, RedfishError
 from bot.store.audit import AuditRepo
-from bot.store.jobs import JobRecord, JobRepo, StepRecord, StepSpec
+from bot.store.job_records import JobRecord, JobRepo, StepRecord, StepSpec
+from bot.vsphere.host_ops import ActionError, ClusterImageOps, HostOps, HostState
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT = 10.0  # seconds between a runner's "still alive" marks on its running jobs
 ORPHANED_AFTER = 6 * HEARTBEAT  # with several instances: a running job this quiet has lost its runner
-
-
-METHODS = ("patch-manager", "vlcm", "esxcli")
-
-
-@dataclass(frozen=True, slots=True)
-class JobSettings:
-    """Timeouts (seconds) and policies; ``depot_url`` may use {version}, {build} and {name}.
-
-    ``methods`` maps a cluster name to how its hosts are patched (``vlcm``, ``patch-manager``,
-    ``esxcli``; default ``patch-manager``); ``max_parallel`` bounds ``patch --parallel N``.
-    """
-
-    depot_url: str = ""
-    vm_policy: str = "power-off"  # after guest shutdown: power-off | leave | abort
-    guest_timeout: float = 300.0
-    maintenance_timeout: float = 900.0
-    maintenance_retries: int = 2
-    maintenance_retry_delay: float = 30.0
-    task_timeout: float = 1800.0
-    reconnect_timeout: float = 1800.0
-    vlcm_timeout: float = 14400.0
-    bmc_graceful_timeout: float = 300.0
-    bmc_force_timeout: float = 120.0
-    bmc_poll: float = 2.0
-    max_parallel: int = 4
-    methods: Mapping[str, str] = field(default_factory=dict)
-    esxcli: EsxcliSettings | None = None
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> JobSettings:
-        known: dict[str, Any] = {k: data[k] for k in cls.__slots__ if k in data}
-        if known.get("vm_policy", "power-off") not in ("power-off", "leave", "abort"):
-            raise ValueError("jobs.vm_policy must be power-off, leave or abort")
-        methods = {str(k): str(v) for k, v in (data.get("methods") or {}).items()}
-        bad = sorted({m for m in methods.values() if m not in METHODS})
-        if bad:
-            raise ValueError(f"jobs.methods: unknown method {bad[0]!r} (use {', '.join(METHODS)})")
-        known["methods"] = methods
-        if not 1 <= int(known.get("max_parallel", 4)) <= 32:
-            raise ValueError("jobs.max_parallel must be between 1 and 32")
-        if data.get("esxcli") is not None:
-            known["esxcli"] = EsxcliSettings.from_mapping(data["esxcli"])
-        return cls(**known)
-
-    def method_for(self, cluster: str | None) -> str:
-        return self.methods.get(cluster or "", "patch-manager")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""What each job step does, by name: the step table the runner (``bot.jobs``) executes.
+"""What each job step does, by name: the step table the runner (``bot.actions.runner``) executes.
 
 A step returns its result sentence or raises ``StepFailed`` / ``ActionError`` / ``RedfishError``.
 Options come from the job's stored plan (``plan["options"]``), so a step does exactly what the
@@ -7,13 +7,38 @@ confirmation showed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from bot.actions.esxcli import EsxcliInstaller
+from bot.actions.job_settings import JobSettings
+from bot.actions.redfish import RedfishClient
 from bot.model import Host
-from bot.store.jobs import JobRecord, StepRecord
+from bot.store.job_records import JobRecord, StepRecord
+from bot.vsphere.host_ops import ClusterImageOps, HostOps
 
-if TYPE_CHECKING:
-    from bot.jobs import JobRunner
+
+class StepRunner(Protocol):
+    """What a step needs from the runner that executes it (``bot.actions.runner.JobRunner``)."""
+
+    @property
+    def settings(self) -> JobSettings: ...
+
+    @property
+    def esxcli(self) -> EsxcliInstaller | None: ...
+
+    def require_actions(self, host: Host) -> HostOps: ...
+
+    def redfish(self, host: Host) -> RedfishClient: ...
+
+    def known_host(self, name: str) -> Host: ...
+
+    def lifecycle_for(self, host: Host) -> ClusterImageOps | None: ...
+
+    async def step_note(self, job: JobRecord, note: str) -> None: ...
+
+    def remember(self, job: JobRecord, key: str, value: Any) -> None: ...
+
+    def recall(self, job: JobRecord, key: str) -> Any: ...
 
 
 class StepFailed(Exception):
@@ -26,7 +51,7 @@ def _opt(job: JobRecord, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-async def _guests(runner: JobRunner, job: JobRecord, host: Host) -> str:
+async def _guests(runner: StepRunner, job: JobRecord, host: Host) -> str:
     actions = runner.require_actions(host)
     settings = runner.settings
     state = await actions.state(host.name)
@@ -51,7 +76,7 @@ async def _guests(runner: JobRunner, job: JobRecord, host: Host) -> str:
     return f"{done}; powered off: {', '.join(remaining)}"
 
 
-async def _vm_action(runner: JobRunner, host: Host, action: str) -> str:
+async def _vm_action(runner: StepRunner, host: Host, action: str) -> str:
     actions = runner.require_actions(host)
     on = [vm.name for vm in (await actions.state(host.name)).powered_on_vms]
     if not on:
@@ -62,7 +87,7 @@ async def _vm_action(runner: JobRunner, host: Host, action: str) -> str:
     return f"{action}: {', '.join(on)}"
 
 
-async def _enter(runner: JobRunner, job: JobRecord, host: Host) -> str:
+async def _enter(runner: StepRunner, job: JobRecord, host: Host) -> str:
     settings = runner.settings
     state = await runner.require_actions(host).state(host.name)
     if state.in_maintenance:
@@ -77,7 +102,7 @@ async def _enter(runner: JobRunner, job: JobRecord, host: Host) -> str:
     return "in maintenance mode"
 
 
-async def _reboot(runner: JobRunner, job: JobRecord, host: Host) -> str:
+async def _reboot(runner: StepRunner, job: JobRecord, host: Host) -> str:
     actions = runner.require_actions(host)
     runner.remember(job, f"boot:{host.name}", (await actions.state(host.name)).boot_time)
     await actions.reboot_host(
@@ -86,7 +111,7 @@ async def _reboot(runner: JobRunner, job: JobRecord, host: Host) -> str:
     return "reboot started"
 
 
-async def _verify(runner: JobRunner, job: JobRecord, host: Host) -> str:
+async def _verify(runner: StepRunner, job: JobRecord, host: Host) -> str:
     want = _opt(job, "target_build", None)
     state = await runner.require_actions(host).state(host.name)
     if want is None or state.build != int(want):
@@ -94,7 +119,7 @@ async def _verify(runner: JobRunner, job: JobRecord, host: Host) -> str:
     return f"build {state.build}"
 
 
-async def _esxcli(runner: JobRunner, job: JobRecord, host: Host) -> str:
+async def _esxcli(runner: StepRunner, job: JobRecord, host: Host) -> str:
     installer = runner.esxcli
     if installer is None:
         raise StepFailed("esxcli over SSH is not configured (jobs.esxcli)")
@@ -105,7 +130,7 @@ async def _esxcli(runner: JobRunner, job: JobRecord, host: Host) -> str:
     return f"esxcli installed {profile} ({done.message})"
 
 
-async def _vlcm(runner: JobRunner, job: JobRecord, step: StepRecord) -> str:
+async def _vlcm(runner: StepRunner, job: JobRecord, step: StepRecord) -> str:
     cluster = step.host or ""
     names = [str(h) for h in (_opt(job, "vlcm_clusters", {}) or {}).get(cluster, [])]
     first = runner.known_host(names[0]) if names else None
@@ -125,20 +150,20 @@ async def _vlcm(runner: JobRunner, job: JobRecord, step: StepRecord) -> str:
     )
 
 
-async def _redfish_off(runner: JobRunner, host: Host) -> str:
+async def _redfish_off(runner: StepRunner, host: Host) -> str:
     settings = runner.settings
     async with runner.redfish(host) as bmc:
         result = await bmc.graceful_then_force_off(settings.bmc_graceful_timeout, settings.bmc_force_timeout)
     return f"BMC {result.bmc}: off ({result.path.value}, {result.total_seconds:.0f}s)"
 
 
-async def _redfish_on(runner: JobRunner, host: Host) -> str:
+async def _redfish_on(runner: StepRunner, host: Host) -> str:
     async with runner.redfish(host) as bmc:
         waited = await bmc.power_on(runner.settings.reconnect_timeout)
     return f"BMC reports On after {waited:.0f}s"
 
 
-async def execute(runner: JobRunner, job: JobRecord, step: StepRecord, host: Host) -> str:
+async def execute(runner: StepRunner, job: JobRecord, step: StepRecord, host: Host) -> str:
     settings = runner.settings
     name = step.name
     if name == "shutdown-guests":

@@ -28,13 +28,13 @@ from bot.alerts.intake import EngineConfig, Signal, signal_from_log
 from bot.alerts.oncall import OnCallPolicy, parse_oncall
 from bot.alerts.page import FixHint, kind_spec, mentions, note, page, pager_event, people_of
 from bot.alerts.signals import LogSignal
+from bot.chat.outbox import Outbox
 from bot.clock import Clock
 from bot.messages import Reply, Style
 from bot.model import AlertState, Host
-from bot.outbox import Outbox
-from bot.store.alerts import AlertRecord, AlertRepo, Silence, SilenceRepo
-from bot.store.db import Database
-from bot.store.outbox import OutboxRepo
+from bot.store.alert_records import AlertRecord, AlertRepo, Silence, SilenceRepo
+from bot.store.outbox_records import OutboxRepo
+from bot.store.sql.base import Database
 from bot.store.subscriptions import SubscriptionRepo
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.alerts.patterns import SignalKind
 from bot.alerts.signals import LogSignal
-from bot.args import parse_duration
+from bot.durations import parse_duration
 from bot.model import Severity
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.alerts.logline import LogLine, parse_line
-from bot.alerts.patterns import RuleSet, load_rules
+from bot.alerts.patterns import LogRuleSet, load_rules
 from bot.alerts.signals import LogSignal, detect, format_time
 from bot.model import Host
 
@@ -57,7 +57,7 @@ def scan_lines(
     lines: Iterable[str],
     *,
     source: str,
-    rules: RuleSet,
+    rules: LogRuleSet,
     hosts: HostIndex | None = None,
     default_host: str | None = None,
     year: int | None = None,
@@ -99,7 +99,7 @@ def scan_files(
     paths: Sequence[Path],
     hosts: Sequence[Host] | None = None,
     *,
-    rules: RuleSet | None = None,
+    rules: LogRuleSet | None = None,
     default_host: str | None = None,
 ) -> ScanResult:
     """Scan files in order. An unreadable file is reported in ``errors``, never raised."""

@@ -33,7 +33,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.args import parse_duration
+from bot.durations import parse_duration
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 NOTIFY_ROOM, NOTIFY_ONCALL, NOTIFY_NEXT, NOTIFY_PEOPLE = "room", "oncall", "next", "people"

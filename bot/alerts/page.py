@@ -16,7 +16,7 @@ from bot.alerts.oncall import mention
 from bot.clock import from_epoch
 from bot.messages import Actions, Block, Button, Fields, Reply, Style, Text
 from bot.model import AlertState, Host, Severity
-from bot.store.alerts import AlertRecord
+from bot.store.alert_records import AlertRecord
 
 FixHint = Callable[[Host], "str | None"]
 

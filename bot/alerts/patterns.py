@@ -33,12 +33,12 @@ class Scope(StrEnum):
     ANY = "any"  # the text is about the boot filesystem by itself
 
 
-class RuleError(ValueError):
+class LogRuleError(ValueError):
     """A rule file is unreadable or a rule in it is malformed; the message names file and rule."""
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class LogRule:
     id: str
     kind: SignalKind
     severity: Severity
@@ -53,7 +53,7 @@ class Rule:
 class RuleHit:
     """One rule matching one message, before the boot-device decision."""
 
-    rule: Rule
+    rule: LogRule
     device: str | None
 
 
@@ -65,12 +65,12 @@ _PATH = re.compile(r"^(vmhba\d+):C\d+:T\d+:L\d+$")
 _SYSTEM_VOLUME = ("LOCKER-", "OSDATA-")
 
 
-def _rule_from_mapping(raw: Any, where: str) -> Rule:
+def _rule_from_mapping(raw: Any, where: str) -> LogRule:
     if not isinstance(raw, Mapping):
-        raise RuleError(f"{where}: a rule must be a mapping, got {type(raw).__name__}")
+        raise LogRuleError(f"{where}: a rule must be a mapping, got {type(raw).__name__}")
     unknown = set(raw) - _FIELDS
     if unknown:
-        raise RuleError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        raise LogRuleError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     try:
         rule_id = str(raw["id"])
         kind = SignalKind(raw["kind"])
@@ -78,19 +78,19 @@ def _rule_from_mapping(raw: Any, where: str) -> Rule:
         scope = Scope(raw.get("scope", "boot"))
         regex = re.compile(str(raw["regex"]))
     except KeyError as exc:
-        raise RuleError(f"{where}: missing field {exc.args[0]!r}") from None
+        raise LogRuleError(f"{where}: missing field {exc.args[0]!r}") from None
     except (ValueError, re.error) as exc:
-        raise RuleError(f"{where}: {exc}") from None
+        raise LogRuleError(f"{where}: {exc}") from None
     needles_raw = raw.get("needles", ())
     if isinstance(needles_raw, str) or not isinstance(needles_raw, Sequence):
-        raise RuleError(f"{where} ({rule_id}): needles must be a list of strings")
+        raise LogRuleError(f"{where} ({rule_id}): needles must be a list of strings")
     needles = tuple(str(n) for n in needles_raw if str(n))
     group = raw.get("device_group")
     if group is not None and str(group) not in regex.groupindex:
-        raise RuleError(f"{where} ({rule_id}): regex has no group named {group!r}")
+        raise LogRuleError(f"{where} ({rule_id}): regex has no group named {group!r}")
     if scope is Scope.BOOT and group is None:
-        raise RuleError(f"{where} ({rule_id}): scope 'boot' needs a device_group")
-    return Rule(
+        raise LogRuleError(f"{where} ({rule_id}): scope 'boot' needs a device_group")
+    return LogRule(
         id=rule_id,
         kind=kind,
         severity=severity,
@@ -102,51 +102,51 @@ def _rule_from_mapping(raw: Any, where: str) -> Rule:
     )
 
 
-def parse_rules(text: str, source: str) -> list[Rule]:
+def parse_rules(text: str, source: str) -> list[LogRule]:
     """Rules of one YAML document (``{"rules": [...]}`` or a bare list)."""
-    items = rule_entries(text, source, RuleError)
+    items = rule_entries(text, source, LogRuleError)
     return [_rule_from_mapping(item, f"{source} rule #{i + 1}") for i, item in enumerate(items)]
 
 
-def builtin_rules() -> list[Rule]:
+def builtin_rules() -> list[LogRule]:
     text = resources.files("bot").joinpath("data", _BUILTIN).read_text(encoding="utf-8")
     return parse_rules(text, _BUILTIN)
 
 
-def load_rules(extra_files: Iterable[Path] = ()) -> RuleSet:
+def load_rules(extra_files: Iterable[Path] = ()) -> LogRuleSet:
     """The built-in rules plus the users' files; a later rule with an existing id replaces it."""
-    by_id: dict[str, Rule] = {r.id: r for r in builtin_rules()}
+    by_id: dict[str, LogRule] = {r.id: r for r in builtin_rules()}
     for path in extra_files:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise RuleError(f"{path}: cannot read: {exc}") from None
+            raise LogRuleError(f"{path}: cannot read: {exc}") from None
         for rule in parse_rules(text, str(path)):
             by_id.pop(rule.id, None)
             by_id[rule.id] = rule
-    return RuleSet(tuple(by_id.values()))
+    return LogRuleSet(tuple(by_id.values()))
 
 
-class RuleSet:
+class LogRuleSet:
     """Compiled rules with a substring prefilter; ``match`` is the hot path of syslog ingest."""
 
     __slots__ = ("_always", "_by_needle", "rules")
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
-        self.rules: tuple[Rule, ...] = tuple(rules)
-        by_needle: dict[str, list[Rule]] = {}
+    def __init__(self, rules: Sequence[LogRule]) -> None:
+        self.rules: tuple[LogRule, ...] = tuple(rules)
+        by_needle: dict[str, list[LogRule]] = {}
         for rule in self.rules:
             for needle in rule.needles:
                 by_needle.setdefault(needle, []).append(rule)
-        self._by_needle: tuple[tuple[str, tuple[Rule, ...]], ...] = tuple(
+        self._by_needle: tuple[tuple[str, tuple[LogRule, ...]], ...] = tuple(
             (n, tuple(rs)) for n, rs in by_needle.items()
         )
         # a rule without needles cannot be prefiltered: it runs on every message
-        self._always: tuple[Rule, ...] = tuple(r for r in self.rules if not r.needles)
+        self._always: tuple[LogRule, ...] = tuple(r for r in self.rules if not r.needles)
 
     def match(self, message: str) -> list[RuleHit]:
         """Every rule whose regex finds the message, in rule order, each at most once."""
-        candidates: list[Rule] | None = None
+        candidates: list[LogRule] | None = None
         for needle, rules in self._by_needle:
             if needle in message:
                 if candidates is None:

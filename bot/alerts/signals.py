@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.alerts.logline import LogLine
-from bot.alerts.patterns import RuleHit, RuleSet, Scope, SignalKind, is_boot_device
+from bot.alerts.patterns import LogRuleSet, RuleHit, Scope, SignalKind, is_boot_device
 from bot.model import Host, Severity
 
 
@@ -47,7 +47,7 @@ def format_time(when: datetime) -> str:
 
 
 def detect(
-    rules: RuleSet,
+    rules: LogRuleSet,
     line: LogLine,
     *,
     host: Host | None,

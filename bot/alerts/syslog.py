@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bot.alerts.framing import Framer
 from bot.alerts.logline import parse_line, printable
-from bot.alerts.patterns import RuleSet
+from bot.alerts.patterns import LogRuleSet
 from bot.alerts.signals import LogSignal, from_hits
 from bot.model import Host
 
@@ -93,7 +93,7 @@ class SyslogReceiver:
     def __init__(
         self,
         config: SyslogConfig,
-        rules: RuleSet,
+        rules: LogRuleSet,
         resolve: Resolver,
         on_signal: SignalSink,
         *,

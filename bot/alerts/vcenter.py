@@ -23,10 +23,11 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from bot.alerts.engine import AlertEngine
+from bot.alerts.vcenter_signals import EVENT_RULES, EventRule, StateTracker, event_signals
 from bot.clock import Clock
 from bot.model import Host
-from bot.store.alerts import HandledEventRepo
-from bot.vsphere.events import EVENT_RULES, EventRule, StateTracker, VCenterEvent, event_signals
+from bot.store.alert_records import HandledEventRepo
+from bot.vsphere.events import VCenterEvent
 
 log = logging.getLogger(__name__)
 

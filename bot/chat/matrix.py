@@ -36,10 +36,10 @@ from bot.config import MatrixSettings
 from bot.messages import Command, Confirm, Conversation, Reply, Style, Text, User
 from bot.store.audit import AuditRepo
 from bot.store.confirmations import ConfirmationRepo
-from bot.store.db import Database
 from bot.store.inbound import InboundRepo
 from bot.store.kv import KeyValueRepo
 from bot.store.matrix_inbox import InboxItem, MatrixInbox
+from bot.store.sql.base import Database
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from bot.chat.base import ChatAdapter, DeliveryError
 from bot.chat.render_json import reply_from_dict, reply_to_dict
 from bot.clock import Clock
 from bot.messages import Reply
-from bot.store.outbox import OutboxRepo, OutboxRow
+from bot.store.outbox_records import OutboxRepo, OutboxRow
 from bot.store.subscriptions import SubscriptionRepo
 
 log = logging.getLogger(__name__)

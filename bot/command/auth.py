@@ -11,8 +11,18 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import IntEnum
 
-from bot.commands import Role
+
+class Role(IntEnum):
+    NOBODY = 0
+    VIEWER = 1
+    OPERATOR = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
 
 
 class PolicyError(ValueError):

@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.args import BadArgument, closest, tokenize
-from bot.auth import Policy
-from bot.commands import CommandError, CommandSpec, Context, Role, bind
+from bot.command.auth import Policy, Role
+from bot.command.context import Context
+from bot.command.grammar import BadArgument, closest, tokenize
+from bot.command.services import Services
+from bot.command.spec import CommandError, CommandSpec, bind
 from bot.messages import Command, Confirm, Reply, Style, Text, User
-from bot.services import Services
 from bot.store.confirmations import Proposal
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,12 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.durations import parse_duration
+
 if TYPE_CHECKING:
-    from bot.commands import Context
+    from bot.command.context import Context
 
 MAX_TEXT = 2000
 MAX_TOKENS = 64
@@ -135,26 +136,6 @@ class Plain:
             return self.kind(raw)
         except ValueError:
             raise BadArgument(f"`{raw}` is not a valid {self.kind.__name__}.", param=param) from None
-
-
-_DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
-_UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def parse_duration(raw: str) -> timedelta:
-    """``90m``, ``2h``, ``1d12h``, ``45s``; plain digits are minutes."""
-    text = raw.strip().lower()
-    if text.isdigit():
-        return timedelta(minutes=int(text))
-    pos, seconds = 0, 0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        seconds += int(m.group(1)) * _UNIT[m.group(2).lower()]
-        pos = m.end()
-    if pos != len(text) or seconds <= 0:
-        raise ValueError(raw)
-    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True)

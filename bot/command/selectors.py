@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.args import BadArgument, closest
-from bot.inventory import find_host
+from bot.command.grammar import BadArgument, closest
+from bot.inventory.merged import find_host
 from bot.model import Host
 
 if TYPE_CHECKING:
-    from bot.commands import Context
+    from bot.command.context import Context
 
 
 @dataclass(frozen=True, slots=True)

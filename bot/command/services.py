@@ -1,4 +1,4 @@
-"""The bundle of services a handler may use, built once by ``bot.app`` and passed in ``Context``.
+"""The bundle of services a handler may use, built once by ``bot.runtime.app`` and passed in ``Context``.
 
 Sub-systems that are not configured are ``None``; handlers say so instead of failing.
 """
@@ -9,25 +9,45 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from bot.builds import BuildCatalog
 from bot.clock import Clock
+from bot.command.auth import Role
 from bot.config import Settings
-from bot.esxi import BuildCatalog
-from bot.inventory import Inventory
+from bot.inventory.merged import Inventory
 from bot.messages import Block, Reply
 from bot.model import Host
 from bot.store.audit import AuditRepo
 from bot.store.confirmations import ConfirmationRepo
-from bot.store.db import Database
 from bot.store.inbound import InboundRepo
 from bot.store.kv import KeyValueRepo
+from bot.store.sql.base import Database
 from bot.store.subscriptions import SubscriptionRepo
 
 if TYPE_CHECKING:
+    from bot.actions.runner import JobRunner
     from bot.alerts.engine import AlertEngine
-    from bot.commands import CommandSpec
-    from bot.feeds.sources import SourcePoller
-    from bot.jobs import JobRunner
-    from bot.release_service import ReleaseService
+    from bot.releases.service import ReleaseService
+    from bot.releases.sources.poller import SourcePoller
+
+
+class CommandInfo(Protocol):
+    """What ``help`` reads of a registered command (``bot.command.spec.CommandSpec`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def help(self) -> str: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def confirm(self) -> bool: ...
+
+    def usage(self) -> str: ...
+
+    def brief(self) -> str: ...
 
 
 class HostNotes(Protocol):
@@ -73,7 +93,7 @@ class Services:
     inventory: Inventory
     catalog: BuildCatalog
     host_notes: tuple[HostNotes, ...] = ()
-    commands: Mapping[str, CommandSpec] = field(default_factory=dict)
+    commands: Mapping[str, CommandInfo] = field(default_factory=dict)
     jobs: JobRunner | None = None  # host actions (patch, shutdown, …); None: no vCenter/BMC wired
     alerts: AlertEngine | None = None  # None: alerting not configured
     releases: ReleaseService | None = None  # release notes, matching, announcements

@@ -16,49 +16,16 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from bot.args import BadArgument, Choice, Converter, DurationArg, Plain, closest
-from bot.messages import Command, Reply, User
-
-if TYPE_CHECKING:
-    from bot.services import ConfirmGate, Services
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.grammar import BadArgument, Choice, Converter, DurationArg, Plain, closest
+from bot.messages import Reply
 
 
 class CommandError(Exception):
     """A handler's way to say "cannot do that" in a sentence for the user (not a crash)."""
-
-
-class Denied(Exception):
-    """The caller's role is too low; raised and rendered by the dispatcher only."""
-
-
-class Role(IntEnum):
-    NOBODY = 0
-    VIEWER = 1
-    OPERATOR = 2
-    ADMIN = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What a handler knows about the call: the command, the caller's role, the services."""
-
-    command: Command
-    role: Role
-    services: Services
-    gate: ConfirmGate
-    confirmed_by: User | None = None  # set when running after ``yes <token>``
-    preview: bool = False  # True while building the confirmation preview
-
-    @property
-    def user(self) -> User:
-        return self.command.user
 
 
 Handler = Callable[..., Awaitable[Reply]]

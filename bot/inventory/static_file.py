@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from bot.builds import BuildCatalog
 from bot.model import BootDevice, BootKind, ConnectionState, Host, PowerState
 
 BuildLookup = Callable[[int], tuple[str | None, str | None] | None]  # build → (version, release name)
@@ -201,3 +202,13 @@ def load_inventory(path: str | Path, lookup: BuildLookup | None = None) -> list[
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InventoryError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}") from None
     return parse_inventory(data, str(p), lookup)
+
+
+def build_lookup(catalog: BuildCatalog) -> BuildLookup:
+    """Build numbers named by a file → (version, release name) from the build catalog."""
+
+    def lookup(build: int) -> tuple[str | None, str | None] | None:
+        known = catalog.lookup(build)
+        return (known.version, known.name) if known else None
+
+    return lookup

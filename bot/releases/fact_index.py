@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bot.match_rules import Rule
 from bot.model import BootKind, Host
+from bot.releases.match_rules import MatchRule
 
 
 class FactIndex:
@@ -78,10 +78,10 @@ class FactIndex:
         return [key[1:] for key in self._positions if key[0] == "build"]
 
 
-def rule_bits(rule: Rule, facts: FactIndex) -> tuple[int, int]:
+def rule_bits(rule: MatchRule, facts: FactIndex) -> tuple[int, int]:
     """(hosts where ``rule`` is true, hosts where it is false); every other host is unknown.
 
-    This is ``bot.matching.evaluate`` as set arithmetic, in the same order of precedence: ``not_tags``
+    This is ``matching.evaluate`` as set arithmetic, in the same order of precedence: ``not_tags``
     make it false; tags, boot kind, drivers, vendor or model make it true; then ``absent`` decides.
     A change to one must be made to the other (tests compare both on every pair of a random fleet).
     """

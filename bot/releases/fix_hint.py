@@ -10,9 +10,9 @@ import logging
 import re
 from collections.abc import Sequence
 
-from bot.matching import match_release
 from bot.model import Host, Release, Verdict
-from bot.release_service import ReleaseService
+from bot.releases.matching import match_release
+from bot.releases.service import ReleaseService
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from bot.rulefile import rule_entries
 ABSENT_CHOICES = ("false-if-known", "false", "unknown")
 
 
-class RuleError(ValueError):
+class MatchRuleError(ValueError):
     """A rule file is malformed; the message names the file and the rule."""
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class MatchRule:
     id: str
     kind: str
     label: str
@@ -41,23 +41,23 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
-class RuleSet:
-    rules: tuple[Rule, ...]
+class MatchRuleSet:
+    rules: tuple[MatchRule, ...]
 
     @classmethod
-    def bundled(cls) -> RuleSet:
+    def bundled(cls) -> MatchRuleSet:
         text = resources.files("bot").joinpath("data/match_rules.yaml").read_text(encoding="utf-8")
         return cls(tuple(parse_rules(text, "bundled match_rules.yaml")))
 
     @classmethod
-    def load(cls, extra_files: Iterable[str | Path] = ()) -> RuleSet:
+    def load(cls, extra_files: Iterable[str | Path] = ()) -> MatchRuleSet:
         """Bundled rules, then each user file in order (same id replaces)."""
         by_id = {rule.id: rule for rule in cls.bundled().rules}
         for path in extra_files:
             try:
                 text = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
-                raise RuleError(f"{path}: cannot read rule file: {exc}") from exc
+                raise MatchRuleError(f"{path}: cannot read rule file: {exc}") from exc
             for rule in parse_rules(text, str(path)):
                 by_id[rule.id] = rule
         return cls(tuple(by_id.values()))
@@ -70,12 +70,12 @@ def _words(value: Any, where: str) -> tuple[str, ...]:
         return (value.lower(),)
     if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
         return tuple(str(v).lower() for v in value)
-    raise RuleError(f"{where}: expected a list of words, got {value!r}")
+    raise MatchRuleError(f"{where}: expected a list of words, got {value!r}")
 
 
-def _rule(entry: Any, where: str) -> Rule:
+def _rule(entry: Any, where: str) -> MatchRule:
     if not isinstance(entry, Mapping) or not entry.get("id"):
-        raise RuleError(f"{where}: a rule needs at least an id and patterns")
+        raise MatchRuleError(f"{where}: a rule needs at least an id and patterns")
     where = f"{where} ({entry['id']})"
     raw = entry.get("patterns") or []
     if not isinstance(raw, list):
@@ -85,13 +85,13 @@ def _rule(entry: Any, where: str) -> Rule:
         try:
             patterns.append(re.compile(str(pattern), re.IGNORECASE))
         except re.error as exc:
-            raise RuleError(f"{where}: bad pattern {pattern!r}: {exc}") from exc
+            raise MatchRuleError(f"{where}: bad pattern {pattern!r}: {exc}") from exc
     if not patterns:
-        raise RuleError(f"{where}: no patterns")
+        raise MatchRuleError(f"{where}: no patterns")
     absent = str(entry.get("absent", "false-if-known"))
     if absent not in ABSENT_CHOICES:
-        raise RuleError(f"{where}: absent must be one of {', '.join(ABSENT_CHOICES)}")
-    return Rule(
+        raise MatchRuleError(f"{where}: absent must be one of {', '.join(ABSENT_CHOICES)}")
+    return MatchRule(
         id=str(entry["id"]),
         kind=str(entry.get("kind", "feature")),
         label=str(entry.get("label", entry["id"])),
@@ -108,6 +108,6 @@ def _rule(entry: Any, where: str) -> Rule:
     )
 
 
-def parse_rules(text: str, source: str) -> list[Rule]:
-    entries = rule_entries(text, source, RuleError)
+def parse_rules(text: str, source: str) -> list[MatchRule]:
+    entries = rule_entries(text, source, MatchRuleError)
     return [_rule(entry, f"{source}: rules[{i}]") for i, entry in enumerate(entries)]

@@ -6,7 +6,7 @@ release), ``possibly-affected`` (anything else: an unknown condition, no recogni
 build whose containment cannot be decided).
 
 Speed: a release is matched against a fleet with ``match_release``. Conditions are extracted once per
-fix; the fleet's facts are indexed once as bitsets over host positions (``bot.fact_index``), so each
+fix; the fleet's facts are indexed once as bitsets over host positions (``bot.releases.fact_index``), so each
 condition's true/false host sets and then each fix's verdict sets are a few integer operations, whatever
 the hosts look like. Reasons are sentences built only for the pairs someone reads (``FixMatches.groups``,
 ``outcome``, ``ReleaseMatches.matches``), with the same code ``match`` uses.
@@ -19,10 +19,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 
-from bot.esxi import BuildCatalog, Containment
-from bot.fact_index import FactIndex, rule_bits
-from bot.match_rules import Rule, RuleSet
+from bot.builds import BuildCatalog, Containment
 from bot.model import BootKind, Fix, Host, Match, Release, Verdict
+from bot.releases.fact_index import FactIndex, rule_bits
+from bot.releases.match_rules import MatchRule, MatchRuleSet
 
 _RELEASE_RE = re.compile(r"\bESXi\s+(\d\.\d)(?:\s*(?:Update|U)\s*(\d[a-z]?)\b|([a-z])\b)?", re.IGNORECASE)
 _FLASH = frozenset({"usb", "sd"})
@@ -34,7 +34,7 @@ TRUE, FALSE, UNKNOWN = "true", "false", "unknown"
 class Conditions:
     """What a fix text states about the hosts it concerns."""
 
-    rules: tuple[Rule, ...]
+    rules: tuple[MatchRule, ...]
     releases: frozenset[str]  # release names the text mentions, other than the release itself
 
 
@@ -55,7 +55,7 @@ def release_names(text: str, *, exclude: str | None = None) -> frozenset[str]:
     return frozenset(n for n in names if re.search(r"Update|\d[a-z]$", n))
 
 
-def conditions(fix: Fix, rules: RuleSet, *, release_name: str | None = None) -> Conditions:
+def conditions(fix: Fix, rules: MatchRuleSet, *, release_name: str | None = None) -> Conditions:
     text = f"{fix.title}\n{fix.text}"
     found = [rule for rule in rules.rules if any(p.search(text) for p in rule.patterns)]
     dropped = {rid for rule in found for rid in rule.supersedes}
@@ -93,7 +93,7 @@ class HostFacts:
         )
 
 
-def evaluate(rule: Rule, facts: HostFacts) -> tuple[str, str]:
+def evaluate(rule: MatchRule, facts: HostFacts) -> tuple[str, str]:
     """One condition on one host: (true|false|unknown, the sentence that says why)."""
     host, tags, drivers = facts.host, facts.tags, facts.drivers
     boot = host.boot_device
@@ -111,7 +111,7 @@ def evaluate(rule: Rule, facts: HostFacts) -> tuple[str, str]:
     return _absent(rule, host, drivers)
 
 
-def _absent(rule: Rule, host: Host, drivers: frozenset[str]) -> tuple[str, str]:
+def _absent(rule: MatchRule, host: Host, drivers: frozenset[str]) -> tuple[str, str]:
     boot = host.boot_device
     if rule.absent == "false":
         tag = min(rule.tags, default=rule.id)
@@ -174,7 +174,7 @@ def _containment(host: Host, release: Release, catalog: BuildCatalog) -> Contain
     return catalog.contains(host.build, release, host_version=host.version)
 
 
-def match(fix: Fix, host: Host, release: Release, rules: RuleSet, catalog: BuildCatalog) -> Match:
+def match(fix: Fix, host: Host, release: Release, rules: MatchRuleSet, catalog: BuildCatalog) -> Match:
     """One pair, for ``pr <number>`` and tests; fleets go through ``match_release``."""
     found = conditions(fix, rules, release_name=release.name)
     facts = HostFacts.of(host)
@@ -197,7 +197,7 @@ class _Explainer:
     """
 
     def __init__(
-        self, release: Release, hosts: Sequence[Host], rules: RuleSet, catalog: BuildCatalog
+        self, release: Release, hosts: Sequence[Host], rules: MatchRuleSet, catalog: BuildCatalog
     ) -> None:
         self.release = release
         self.hosts = hosts
@@ -230,7 +230,7 @@ class _Explainer:
             states.append(self._states[key])
         return combine(self.containment(host), states, bool(states))
 
-    def _state(self, rule: Rule, position: int) -> tuple[str, str]:
+    def _state(self, rule: MatchRule, position: int) -> tuple[str, str]:
         key = (rule, position)
         state = self._states.get(key)
         if state is None:
@@ -295,7 +295,7 @@ class ReleaseMatches:
 
 
 def match_release(
-    release: Release, hosts: Sequence[Host], rules: RuleSet, catalog: BuildCatalog
+    release: Release, hosts: Sequence[Host], rules: MatchRuleSet, catalog: BuildCatalog
 ) -> ReleaseMatches:
     """Every fix of ``release`` against every host: the same verdicts as ``match`` per pair, by set
     arithmetic on host bitsets (conditions once per fix, facts once per host, no reasons)."""

@@ -1,6 +1,6 @@
 """The release pieces of the command line: ``notes parse``, ``match`` and ``sources poll --once``.
 
-Each function takes already-parsed arguments and returns ``(text, exit_code)``; ``bot/cli.py`` prints
+Each function takes already-parsed arguments and returns ``(text, exit_code)``; ``bot/runtime/cli.py`` prints
 the text. JSON output is one document on stdout.
 """
 
@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.esxi import BuildCatalog
-from bot.feeds.fetch import Fetcher, FetchError
-from bot.feeds.notes import NotesResult, parse_notes
-from bot.feeds.sources import SourcePoller
-from bot.inventory_file import InventoryError, load_inventory
-from bot.match_rules import RuleError, RuleSet
-from bot.matching import match_release
+from bot.builds import BuildCatalog
+from bot.inventory.static_file import InventoryError, load_inventory
 from bot.model import Release
+from bot.releases.match_rules import MatchRuleError, MatchRuleSet
+from bot.releases.matching import match_release
+from bot.releases.sources.fetch import Fetcher, FetchError
+from bot.releases.sources.poller import SourcePoller
+from bot.releases.sources.release_notes import NotesResult, parse_notes
 
 
 def _release_dict(result: NotesResult) -> dict[str, Any]:
@@ -90,9 +90,9 @@ async def match_notes(
         return (known.version, known.name) if known else None
 
     try:
-        rules = RuleSet.load(rule_files)
+        rules = MatchRuleSet.load(rule_files)
         hosts = load_inventory(inventory, lookup)
-    except (RuleError, InventoryError, OSError) as exc:
+    except (MatchRuleError, InventoryError, OSError) as exc:
         return str(exc), 2
     releases: list[Release] = []
     problems: list[str] = []

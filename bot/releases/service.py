@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Protocol
 
-from bot.esxi import BuildCatalog, version_tuple
-from bot.feeds.notes import parse_notes
-from bot.inventory import Inventory
-from bot.match_rules import RuleSet
-from bot.matching import ReleaseMatches, match_release
+from bot.builds import BuildCatalog, version_tuple
+from bot.inventory.merged import Inventory
 from bot.messages import Block, Reply, Style, Table, Text
 from bot.model import Fix, Host, Release, Verdict
-from bot.store.releases import ReleaseRepo
+from bot.releases.match_rules import MatchRuleSet
+from bot.releases.matching import ReleaseMatches, match_release
+from bot.releases.sources.release_notes import parse_notes
+from bot.store.release_records import ReleaseRepo
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class ReleaseService:
     def __init__(
         self,
         catalog: BuildCatalog,
-        rules: RuleSet,
+        rules: MatchRuleSet,
         inventory: Inventory,
         *,
         repo: ReleaseRepo | None = None,

@@ -14,82 +14,62 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bot.actions.bmc import BmcDirectory
+from bot.actions.job_settings import JobSettings
+from bot.actions.runner import HEARTBEAT, ORPHANED_AFTER, JobRunner
 from bot.alerts.engine import AlertEngine
 from bot.alerts.intake import EngineConfig
+from bot.alerts.log_scan import HostIndex
 from bot.alerts.oncall import parse_oncall
 from bot.alerts.pager import senders_from_extra
 from bot.alerts.patterns import load_rules
-from bot.alerts.scan import HostIndex
 from bot.alerts.syslog import SyslogConfig, SyslogReceiver
 from bot.alerts.vcenter import VCenterAlertWatcher
-from bot.auth import Policy
-from bot.bmc import BmcDirectory
+from bot.alerts.vcenter_signals import StateTracker
+from bot.builds import BuildCatalog
 from bot.chat.base import ChatAdapter
+from bot.chat.outbox import Outbox
 from bot.clock import Clock, SystemClock
-from bot.commands import CommandSpec, registry
+from bot.command.auth import Policy
+from bot.command.dispatcher import Dispatcher
+from bot.command.services import Services, Store
+from bot.command.spec import CommandSpec, registry
 from bot.config import ConfigError, Settings
-from bot.dispatch import Dispatcher
-from bot.esxi import BuildCatalog
-from bot.feeds.fetch import Fetcher
-from bot.feeds.sources import SourcePoller, parse_sources
-from bot.fix_hint import BootFixHint
-from bot.inventory import Inventory, MergedInventory, StaticInventory, find_host
-from bot.inventory_file import BuildLookup, load_inventory, parse_inventory
-from bot.jobs import HEARTBEAT, ORPHANED_AFTER, JobRunner, JobSettings
-from bot.leader import Leadership, SingleInstance, open_leadership, run_while_leader
-from bot.logs import Correlation
-from bot.match_rules import RuleSet
+from bot.inventory.demo import demo_inventory
+from bot.inventory.merged import Inventory, MergedInventory, StaticInventory, find_host
+from bot.inventory.static_file import build_lookup, load_inventory
 from bot.messages import Command, Reply
-from bot.metrics import Metrics
 from bot.model import Host, Release
-from bot.outbox import Outbox
-from bot.release_service import ReleaseAnnouncer, ReleaseService, bundled_releases
-from bot.services import Services, Store
-from bot.store.alerts import HandledEventRepo
-from bot.store.db import Database, open_database
-from bot.store.jobs import JobRepo
-from bot.store.migrate import migrate
-from bot.store.outbox import OutboxRepo
-from bot.store.releases import ReleaseRepo
-from bot.vsphere.actions import HostActions, door_for
+from bot.releases.fix_hint import BootFixHint
+from bot.releases.match_rules import MatchRuleSet
+from bot.releases.service import ReleaseAnnouncer, ReleaseService, bundled_releases
+from bot.releases.sources.fetch import Fetcher
+from bot.releases.sources.poller import SourcePoller, parse_sources
+from bot.runtime.leader import Leadership, SingleInstance, open_leadership, run_while_leader
+from bot.runtime.logconfig import Correlation
+from bot.runtime.metrics import Metrics
+from bot.runtime.web import Health, WebConfig, serve
+from bot.store.alert_records import HandledEventRepo
+from bot.store.job_records import JobRepo
+from bot.store.outbox_records import OutboxRepo
+from bot.store.release_records import ReleaseRepo
+from bot.store.sql.base import Database
+from bot.store.sql.connect import open_database
+from bot.store.sql.migrate import migrate
 from bot.vsphere.client import VSphere
-from bot.vsphere.events import StateTracker
-from bot.vsphere.inventory import release_lookup
+from bot.vsphere.host_actions import HostActions, door_for
+from bot.vsphere.host_retrieval import release_lookup
 from bot.vsphere.lifecycle import Lifecycle
-from bot.web import Health, WebConfig, serve
 
 log = logging.getLogger(__name__)
 
 DEMO_POLICY = {"console:*": "admin"}
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
-
-
-def build_lookup(catalog: BuildCatalog) -> BuildLookup:
-    def lookup(build: int) -> tuple[str | None, str | None] | None:
-        known = catalog.lookup(build)
-        return (known.version, known.name) if known else None
-
-    return lookup
-
-
-def demo_inventory(catalog: BuildCatalog, clock: Clock) -> StaticInventory:
-    """The bundled fleet; boot times keep their spacing but move so the last boot was 3 days ago."""
-    text = resources.files("bot.data").joinpath("demo/inventory.yaml").read_text(encoding="utf-8")
-    hosts = parse_inventory(yaml.safe_load(text), "demo inventory", build_lookup(catalog))
-    boots = [h.boot_time for h in hosts if h.boot_time is not None]
-    if boots:
-        shift = clock.now() - timedelta(days=3) - max(boots)
-        hosts = [replace(h, boot_time=h.boot_time + shift) if h.boot_time else h for h in hosts]
-    return StaticInventory(hosts, "demo", clock.now())
 
 
 def make_policy(settings: Settings) -> Policy:
@@ -233,7 +213,7 @@ class App:
 
         releases = ReleaseService(
             catalog,
-            RuleSet.load(_paths(settings, _section(settings, "match_rules", list))),
+            MatchRuleSet.load(_paths(settings, _section(settings, "match_rules", list))),
             live,
             repo=ReleaseRepo(db),
             bundled=bundled_releases() if settings.demo_mode else (),
@@ -295,7 +275,7 @@ class App:
             settings,
             db,
             services,
-            Dispatcher(services.commands, services, make_policy(settings)),
+            Dispatcher(commands, services, make_policy(settings)),
             outbox,
             vcenters=vcenters,
             poller=poller,

@@ -16,26 +16,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.alerts.patterns import RuleError as PatternRuleError
-from bot.alerts.patterns import load_rules
-from bot.alerts.scan import render as render_scan
-from bot.alerts.scan import scan_files
+from bot.alerts.log_scan import render as render_scan
+from bot.alerts.log_scan import scan_files
+from bot.alerts.patterns import LogRuleError, load_rules
+from bot.builds import BuildCatalog
 from bot.chat.base import ChatAdapter
 from bot.chat.console import ConsoleAdapter
 from bot.chat.render_json import reply_to_dict
 from bot.chat.render_text import render_text
 from bot.config import ConfigError, Settings, load_settings
-from bot.esxi import BuildCatalog
-from bot.feeds.cli_support import match_notes, notes_parse, sources_poll_once
-from bot.inventory_file import InventoryError, load_inventory
-from bot.logs import Correlation, Redactor, configure, secret_values
-from bot.match_rules import RuleError as MatchRuleError
+from bot.inventory.static_file import InventoryError, load_inventory
 from bot.messages import Command, Conversation, User
-from bot.store.db import StoreError
+from bot.releases.match_rules import MatchRuleError
+from bot.releases.offline_cli import match_notes, notes_parse, sources_poll_once
+from bot.runtime.logconfig import Correlation, Redactor, configure, secret_values
+from bot.store.sql.base import StoreError
 from bot.vsphere.dump import dump_inventory
 
 if TYPE_CHECKING:
-    from bot.app import App
+    from bot.runtime.app import App
 
 log = logging.getLogger("esxbot")
 
@@ -88,7 +87,7 @@ def chat_adapters(app: App) -> list[ChatAdapter]:
 
 
 async def _run(settings: Settings, correlation: Correlation) -> int:
-    from bot.app import App
+    from bot.runtime.app import App
 
     app = await App.open(settings, correlation=correlation)
     main = asyncio.current_task()
@@ -114,7 +113,7 @@ async def _run(settings: Settings, correlation: Correlation) -> int:
 
 
 async def _sources_poll(settings: Settings) -> tuple[str, int]:
-    from bot.app import App
+    from bot.runtime.app import App
 
     app = await App.open(settings)
     try:
@@ -135,7 +134,7 @@ def _logs_scan(args: argparse.Namespace) -> int:
 
 
 async def _say(settings: Settings, text: str, as_user: str | None, as_json: bool) -> int:
-    from bot.app import App
+    from bot.runtime.app import App
 
     app = await App.open(settings)
     try:
@@ -236,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             catalog = BuildCatalog.bundled()
             code, text = asyncio.run(dump_inventory(settings.vcenters, as_json=args.json, catalog=catalog))
             return _print((text, code))
-    except (StoreError, InventoryError, ConfigError, PatternRuleError, MatchRuleError) as exc:
+    except (StoreError, InventoryError, ConfigError, LogRuleError, MatchRuleError) as exc:
         print(f"esxbot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

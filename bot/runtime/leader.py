@@ -30,7 +30,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from bot.clock import Clock, SystemClock
-from bot.store.db import Database, StoreError
+from bot.store.sql.base import Database, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from aiohttp import web
 
 from bot.chat.base import ChatAdapter, TransportHealth
 from bot.clock import Clock, SystemClock
-from bot.leader import Leadership
-from bot.metrics import CONTENT_TYPE, Metrics
-from bot.store.db import Database
+from bot.runtime.leader import Leadership
+from bot.runtime.metrics import CONTENT_TYPE, Metrics
+from bot.store.sql.base import Database
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.clock import from_epoch, to_epoch
 from bot.model import Alert, AlertState, Severity
-from bot.store.db import Database, Row, StoreError
+from bot.store.sql.base import Database, Row, StoreError
 
 MAX_SOURCES = 20
 _CAS_COLUMNS = frozenset(

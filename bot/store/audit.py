@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.clock import from_epoch, to_epoch
-from bot.store.db import Database
+from bot.store.sql.base import Database
 
 
 @dataclass(frozen=True, slots=True)

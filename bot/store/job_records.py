@@ -1,4 +1,4 @@
-"""Job, step and host-lock rows for the host-action runner (``bot.jobs``).
+"""Job, step and host-lock rows for the host-action runner (``bot.actions.runner``).
 
 A job and its host locks are created in one transaction: if any target host is already locked by
 another job, nothing is written and ``HostBusy`` names the holder. Job state changes only through
@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.clock import from_epoch
 from bot.model import Job, JobState, JobStep
-from bot.store.db import Database, Row, StoreError
+from bot.store.sql.base import Database, Row, StoreError
 
 ACTIVE = (JobState.PLANNED.value, JobState.RUNNING.value)
 _CAS_COLUMNS = frozenset(

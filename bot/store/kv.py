@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.store.db import Database
+from bot.store.sql.base import Database
 
 
 class KeyValueRepo:

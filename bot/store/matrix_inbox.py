@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.clock import from_epoch, to_epoch
-from bot.store.db import Database, Row
+from bot.store.sql.base import Database, Row
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.store.db import Database, Row
+from bot.store.sql.base import Database, Row
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.clock import from_epoch, to_epoch
 from bot.model import Fix, Release
-from bot.store.db import Database, Row
+from bot.store.sql.base import Database, Row
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.clock import to_epoch
-from bot.store.db import Database
+from bot.store.sql.base import Database
 
 
 class SubscriptionRepo:

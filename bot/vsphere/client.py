@@ -30,12 +30,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from bot.clock import Clock, SystemClock
-from bot.inventory import Freshness, find_host
+from bot.inventory.merged import Freshness, find_host
 from bot.model import Host
 from bot.vsphere.collect import Watch, full_refresh
 from bot.vsphere.eventfeed import EventFeed
 from bot.vsphere.events import VCenterEvent
-from bot.vsphere.inventory import PAGE_SIZE, ReleaseLookup
+from bot.vsphere.host_retrieval import PAGE_SIZE, ReleaseLookup
 from bot.vsphere.session import Endpoint, Session
 from bot.vsphere.soap import SoapFault
 
@@ -148,7 +148,7 @@ class VSphere:
 
         return await self._call(in_session)
 
-    # --- the Inventory protocol (bot.inventory) ---------------------------------------------
+    # --- the Inventory protocol (bot.inventory.merged) ---------------------------------------------
 
     def hosts(self) -> Sequence[Host]:
         return self._hosts

@@ -21,7 +21,7 @@ import http.client
 from pyVmomi import vim
 
 from bot.vsphere.eventfeed import EVENT_FIELDS, EventFeed
-from bot.vsphere.inventory import FIELDS, PAGE_SIZE, PROPERTY_SETS, Snapshot, retrieve_all
+from bot.vsphere.host_retrieval import FIELDS, PAGE_SIZE, PROPERTY_SETS, Snapshot, retrieve_all
 from bot.vsphere.session import Session
 from bot.vsphere.soap import (
     MoRef,

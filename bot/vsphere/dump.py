@@ -14,10 +14,10 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from bot.esxi import BuildCatalog
+from bot.builds import BuildCatalog
 from bot.model import BootDevice, Host
 from bot.vsphere.client import OUTAGE_ERRORS, VSphere
-from bot.vsphere.inventory import release_lookup
+from bot.vsphere.host_retrieval import release_lookup
 
 if TYPE_CHECKING:
     from bot.config import VCenterSettings

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pyVmomi import vim, vmodl
 
 from bot.clock import Clock
-from bot.host_ops import ActionError, HostState, VmState
+from bot.vsphere.host_ops import ActionError, HostState, VmState
 
 if TYPE_CHECKING:
     from bot.vsphere.client import VSphere

@@ -1,6 +1,6 @@
 """What host actions need from vCenter, without pyVmomi: the ``HostOps`` protocol, ``HostState``.
 
-``bot.vsphere.actions.HostActions`` implements ``HostOps``; the job runner, the pre-checks and the
+``bot.vsphere.host_actions.HostActions`` implements ``HostOps``; the job runner, the pre-checks and the
 handlers see only this module, so none of them imports pyVmomi (see the import-linter contracts).
 """
 

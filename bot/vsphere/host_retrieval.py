@@ -6,7 +6,7 @@ or ``config``: a host's ``runtime`` alone is ~39 KB of sensor XML. ``retrieve_al
 ContinueRetrievePropertiesEx token a real vCenter pages with (100 objects by default); the
 same filter spec then feeds WaitForUpdatesEx, whose changes ``Snapshot.apply`` folds in.
 Values are kept decoded (bot/vsphere/hostprops.py): retrieval pages are byte-scanned
-(bot/vsphere/scan.py) and fall back to ElementTree only for answers the scanner declines.
+(bot/vsphere/soap_scan.py) and fall back to ElementTree only for answers the scanner declines.
 
 Boot device (``detect_boot``), in order:
 1. the disk under the OSDATA volume (VMFSOS / VMFS-L extent): its adapter (``mpx.vmhbaN:…``)
@@ -27,11 +27,10 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from bot.esxi import BuildCatalog
+from bot.builds import BuildCatalog
 from bot.model import BootDevice, BootKind, ConnectionState, Host, PowerState
 from bot.vsphere.hostprops import DECODERS, Adapter, Volume, from_data
 from bot.vsphere.hostprops import FIELDS as FIELDS  # re-exported for collect.py
-from bot.vsphere.scan import Unsupported, scan_retrieve
 from bot.vsphere.soap import (
     MoRef,
     ObjectContent,
@@ -42,6 +41,7 @@ from bot.vsphere.soap import (
     parse_retrieve,
     retrieve_request,
 )
+from bot.vsphere.soap_scan import Unsupported, scan_retrieve
 
 HOST_PATHS = (
     "name",
@@ -93,7 +93,7 @@ def release_lookup(catalog: BuildCatalog) -> ReleaseLookup:
 
 def parse_page(payload: bytes) -> RetrievePage:
     """One retrieval page with every value decoded (``hostprops``): scanned, or parsed when the
-    scanner declines the answer (a fault, unusual XML; see bot/vsphere/scan.py)."""
+    scanner declines the answer (a fault, unusual XML; see bot/vsphere/soap_scan.py)."""
     try:
         return scan_retrieve(payload, DECODERS)
     except Unsupported:

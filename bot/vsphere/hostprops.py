@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.vsphere.scan import Decoder, Span, attribute, children, find, leaf, tag, text, xsi_type
 from bot.vsphere.soap import Data, MoRef, as_list
+from bot.vsphere.soap_scan import Decoder, Span, attribute, children, find, leaf, tag, text, xsi_type
 
 # Data-object fields ``from_data`` reads; ElementTree conversion skips everything else.
 FIELDS = frozenset(

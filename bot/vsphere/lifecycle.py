@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from bot.clock import Clock
-from bot.host_ops import ActionError
+from bot.vsphere.host_ops import ActionError
 from bot.vsphere.session import Endpoint, ssl_context
 
 Progress = Callable[[str], Awaitable[None]]

@@ -146,9 +146,6 @@ class Session:
                 si._stub.DropConnections()
         self._drop()
 
-    def keepalive(self) -> None:
-        self.call(lambda si: si.CurrentTime())
-
     def call(self, fn: Any) -> Any:
         """Run ``fn(service_instance)``; log in again once if the session is gone."""
         if self._si is None:

@@ -1,9 +1,9 @@
 """Raw SOAP for the two PropertyCollector calls that carry the whole inventory.
 
 pyvmomi's deserialiser reads about 7 MB/s of XML, which at thousands of hosts costs more than
-vCenter's answer itself (see notes/vcsim.md §5). So RetrievePropertiesEx,
+vCenter's answer itself (measured in benchmarks/inventory.py). So RetrievePropertiesEx,
 ContinueRetrievePropertiesEx and WaitForUpdatesEx are written and parsed here with the C
-ElementTree parser (the inventory refresh scans its answer faster still, bot/vsphere/scan.py,
+ElementTree parser (the inventory refresh scans its answer faster still, bot/vsphere/soap_scan.py,
 and comes here only for answers the scanner declines); login, views and filters stay with
 pyvmomi.
 

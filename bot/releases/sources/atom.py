@@ -16,7 +16,7 @@ from typing import Any
 
 import feedparser
 
-from bot.esxi import version_from_name
+from bot.builds import version_from_name
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ class Backoff:
 
 
 class Fetcher:
-    """One aiohttp session for all sources; ``close`` it (``bot/app.py`` pairs open/close)."""
+    """One aiohttp session for all sources; ``close`` it (``bot/runtime/app.py`` pairs open/close)."""
 
     def __init__(
         self,

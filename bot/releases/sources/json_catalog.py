@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from bot.esxi import version_from_name
+from bot.builds import version_from_name
 from bot.model import Release
 
 log = logging.getLogger(__name__)

@@ -18,14 +18,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.builds import BuildCatalog
 from bot.clock import Clock
-from bot.esxi import BuildCatalog
-from bot.feeds.atom import FeedEntry, parse_feed
-from bot.feeds.catalog import parse_catalog
-from bot.feeds.fetch import Backoff, Fetcher, FetchError, FetchResult
-from bot.feeds.notes import parse_notes
 from bot.model import Release
-from bot.store.releases import ReleaseRepo, SourceState
+from bot.releases.sources.atom import FeedEntry, parse_feed
+from bot.releases.sources.fetch import Backoff, Fetcher, FetchError, FetchResult
+from bot.releases.sources.json_catalog import parse_catalog
+from bot.releases.sources.release_notes import parse_notes
+from bot.store.release_records import ReleaseRepo, SourceState
 
 log = logging.getLogger(__name__)
 

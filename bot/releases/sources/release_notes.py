@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 
-from bot.esxi import version_from_name
-from bot.feeds.blocks import Block, html_blocks, looks_like_html, text_blocks
+from bot.builds import version_from_name
 from bot.model import Fix, Release
+from bot.releases.sources.doc_blocks import Block, html_blocks, looks_like_html, text_blocks
 
 log = logging.getLogger(__name__)
 
@@ -371,10 +371,3 @@ def _safe_date(year: str, month: int, day: str) -> date:
         return date(int(year), month, int(day))
     except ValueError:
         return date.min
-
-
-def with_url(result: NotesResult, url: str) -> NotesResult:
-    """The same result with the notes URL filled in (for documents read from a file first)."""
-    if result.release is None:
-        return result
-    return replace(result, release=replace(result.release, notes_url=url))

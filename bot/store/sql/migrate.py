@@ -1,7 +1,7 @@
 """Versioned schema migrations: numbered SQL files applied once, in order, recorded in a table.
 
 Files are ``bot/store/migrations/NNNN_name.sql``; statements end with ``;`` at the end of a line and
-may use the dialect tokens of ``bot.store.db`` (``{pk}``, ``{ts}``, …). Each file runs in its own
+may use the dialect tokens of ``bot.store.sql.base`` (``{pk}``, ``{ts}``, …). Each file runs in its own
 transaction together with its row in ``schema_migrations``, so a crash never leaves half a version.
 """
 
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 
-from bot.store.db import Database, StoreError, apply_dialect
+from bot.store.sql.base import Database, StoreError, apply_dialect
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from bot.store.db import Params, Row, StoreError
+from bot.store.sql.base import Params, Row, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The chat command framework: grammar, command specs, context, roles, selectors, services, dispatcher."""

@@ -1,0 +1,25 @@
+"""Durations as people write them (``30s``, ``90m``, ``2h``, ``1d12h``): one parser for chat and config."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
+_UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(raw: str) -> timedelta:
+    """``90m``, ``2h``, ``1d12h``, ``45s``; plain digits are minutes."""
+    text = raw.strip().lower()
+    if text.isdigit():
+        return timedelta(minutes=int(text))
+    pos, seconds = 0, 0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        seconds += int(m.group(1)) * _UNIT[m.group(2).lower()]
+        pos = m.end()
+    if pos != len(text) or seconds <= 0:
+        raise ValueError(raw)
+    return timedelta(seconds=seconds)

@@ -1,0 +1,1 @@
+"""Hosts esxbot knows: static inventory files, the bundled demo fleet, and the merged view with vCenter."""
