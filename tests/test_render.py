@@ -1,12 +1,12 @@
 """Text and JSON renderers against golden files; JSON round-trips (the outbox stores replies as JSON).
 
-Set ESXBOT_UPDATE_GOLDEN=1 to rewrite the golden files after an intended change, then review the diff.
+Set ESXBOT_UPDATE_GOLDEN=1 (tests/golden.py) to rewrite the golden files after an intended change,
+then review the diff.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import pytest
 from bot.chat.render_json import reply_from_dict, reply_to_dict
 from bot.chat.render_text import render_text
 from bot.messages import Actions, Button, Code, Confirm, Fields, Reply, Style, Table, Text
+from tests.golden import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -57,21 +58,15 @@ SAMPLES = {
 }
 
 
-def _golden(path: Path, actual: str) -> None:
-    if os.environ.get("ESXBOT_UPDATE_GOLDEN") == "1":
-        path.write_text(actual, encoding="utf-8")
-    assert path.read_text(encoding="utf-8") == actual
-
-
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_text_golden(name: str) -> None:
-    _golden(GOLDEN / "text" / f"{name}.txt", render_text(SAMPLES[name]) + "\n")
+    check_golden(GOLDEN / "text" / f"{name}.txt", render_text(SAMPLES[name]) + "\n")
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_json_golden_and_round_trip(name: str) -> None:
     as_dict = reply_to_dict(SAMPLES[name])
-    _golden(GOLDEN / "json" / f"{name}.json", json.dumps(as_dict, indent=2, sort_keys=True) + "\n")
+    check_golden(GOLDEN / "json" / f"{name}.json", json.dumps(as_dict, indent=2, sort_keys=True) + "\n")
     assert reply_from_dict(json.loads(json.dumps(as_dict))) == SAMPLES[name]
 
 

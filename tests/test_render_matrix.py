@@ -1,9 +1,8 @@
-"""Matrix rendering against golden files (``UPDATE_GOLDEN=1`` rewrites them after a deliberate change)."""
+"""Matrix rendering against golden files (``ESXBOT_UPDATE_GOLDEN=1`` rewrites them after a change)."""
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from bot.chat.render_matrix import HTML_FORMAT, render
 from bot.messages import Actions, Button, Code, Confirm, Fields, Reply, Table, Text
+from tests.golden import check_golden
 from tests.reply_samples import COMMON
 
 GOLDEN = Path(__file__).parent / "golden" / "matrix"
@@ -54,10 +54,7 @@ class _Tags(HTMLParser):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_render_matches_golden_file(name: str) -> None:
     content = render(CASES[name]).content()
-    path = GOLDEN / f"{name}.json"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(json.dumps(content, ensure_ascii=False, indent=2) + "\n")
-    assert content == json.loads(path.read_text())
+    check_golden(GOLDEN / f"{name}.json", json.dumps(content, ensure_ascii=False, indent=2) + "\n")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -1,16 +1,16 @@
 """Slack rendering: golden files for the shapes, and Slack's own limits (checked by the fake's
-validator) for replies far too large for one message. ``UPDATE_GOLDEN=1`` rewrites the golden files."""
+validator) for replies far too large for one message. ``ESXBOT_UPDATE_GOLDEN=1`` rewrites the golden files."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from bot.chat.render_slack import BLOCK_TEXT_BUDGET, render, resolve_actions
 from bot.messages import Actions, Button, Code, Confirm, Fields, Reply, Table, Text
+from tests.golden import check_golden
 from tests.reply_samples import COMMON, EXPIRES
 from tests.slack_fake import validate_message
 
@@ -37,11 +37,7 @@ CASES: dict[str, Reply] = {
 def test_golden(name: str) -> None:
     message = render(CASES[name])
     rendered = json.dumps(message.arguments(), indent=2, ensure_ascii=False) + "\n"
-    path = GOLDEN / f"{name}.json"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(rendered, encoding="utf-8")
-    assert rendered == path.read_text(encoding="utf-8")
+    check_golden(GOLDEN / f"{name}.json", rendered)
     verdict = validate_message(message.text, list(message.blocks))
     assert verdict.error is None, verdict.messages
 
