@@ -261,7 +261,10 @@ class App:
             bmcs=BmcDirectory.from_mappings(_section(settings, "bmcs", list)),
             settings=JobSettings.from_mapping(_section(settings, "jobs", dict)),
         )
-        sources = parse_sources(_section(settings, "sources", list))
+        raw_sources = settings.extra.get("sources")
+        sources = parse_sources(
+            raw_sources if raw_sources == "public" else _section(settings, "sources", list)
+        )
         fetcher = Fetcher.create() if sources else None
         announcer = ReleaseAnnouncer(releases, outbox)
 
