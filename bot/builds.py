@@ -1,7 +1,12 @@
 """The ESXi build catalog: build → version, release name and date; ordering; "does this build contain it".
 
-A bundled table (``bot/data/esxi_builds.csv``) lists the known 6.7/7.0/8.0 builds; releases found by the
-feed sources extend it at run time with ``add``.
+A bundled table (``bot/data/esxi_builds.csv``) lists the known 6.7/7.0/8.0/9.0 builds, each row naming
+where its facts come from, and the releases VMware withdrew (with the reason and the replacement);
+releases found by the feed sources extend it at run time with ``add``, withdrawals with ``withdraw``.
+
+ESX 9 (VCF 9) uses the unified version scheme: ``major.minor.maintenance.EEHH`` with EE the express
+patch and HH the hot patch (``9.0.1.0101``), no "Update" names and no "i" (``ESX 9.0.1.0``). Its
+update line is ``9.0.1`` and its product line ``9.0``, so the rules below hold unchanged.
 
 Build numbers are NOT a global order. They only rise with time inside one update line (one
 ``major.minor.update`` version such as ``7.0.2``): VMware cuts patches for older update lines after
@@ -18,7 +23,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from importlib import resources
 
@@ -33,9 +38,12 @@ class KnownBuild:
     """One row of the catalog."""
 
     build: int
-    version: str  # "7.0.2": major.minor.update, the update line
-    name: str  # "ESXi 7.0 Update 2a"
+    version: str  # "7.0.2": major.minor.update, the update line ("9.0.1" for ESX 9.0.1.x)
+    name: str  # "ESXi 7.0 Update 2a", "ESX 9.0.1.0"
     release_date: date | None = None
+    withdrawn: str | None = None  # why VMware pulled it ("KB 335041: …"); None: not withdrawn
+    replaced_by: int | None = None  # the build VMware advised instead
+    source: str = ""  # where the row's facts come from
 
     @property
     def line(self) -> str:
@@ -75,10 +83,21 @@ def version_from_name(name: str) -> str | None:
     return f"{line.group(1)}.{line.group(2)}.{update.group(1) if update else 0}"
 
 
+_UNIFIED_RE = re.compile(r"^(\d{1,2})\.(\d)(?:\.(\d))?(?:\.(\d{1,4}))?\b")
+
+
 def _canonical_name(name: str) -> str:
-    """Loose key for names: ``ESXi 7.0 U2c`` and ``esxi 7.0 update 2c`` are the same release."""
+    """Loose key for names: ``ESXi 7.0 U2c`` and ``esxi 7.0 update 2c`` are the same release;
+    ``ESX 9.0.1.0``, ``ESXi 9.0.1`` and ``9.0.1`` too (and ``9.0`` is ``9.0.0.0``)."""
     text = re.sub(r"\s+", " ", name.strip().lower())
-    text = re.sub(r"^(vmware )?esxi ", "", text)
+    text = re.sub(r"^(vmware )?esxi? ", "", text)
+    text = re.sub(r"^(\d\.\d)(?=u(?:pdate)?\s*\d)", r"\1 ", text)  # "7.0u3b" is "7.0 u3b"
+    unified = _UNIFIED_RE.match(text)
+    if unified and int(unified.group(1)) >= 9:
+        major, minor, maint, patch = unified.groups()
+        tail = text[unified.end() :]
+        patch_id = "" if patch is None or int(patch) == 0 else f".{int(patch):04d}"
+        return f"{major}.{minor}.{maint or 0}{patch_id}{tail}"
     text = _UPDATE_RE.sub(lambda m: f"update {m.group(1)}", text)
     return text.replace("(security-only)", "(security only)")
 
@@ -118,9 +137,32 @@ class BuildCatalog:
             version,
             current.name if current else release.name,
             release.release_date or (current.release_date if current else None),
+            current.withdrawn if current else None,
+            current.replaced_by if current else None,
+            current.source if current else "",
         )
         self._put(known)
         return known
+
+    def withdraw(self, build: int, reason: str, replaced_by: int | None = None) -> KnownBuild | None:
+        """Mark a known build as withdrawn by VMware (an admin's word or a source's); None if unknown."""
+        current = self._by_build.get(build)
+        if current is None:
+            return None
+        known = replace(current, withdrawn=reason, replaced_by=replaced_by or current.replaced_by)
+        self._by_build[build] = known
+        self._by_name = {k: (known if v.build == build else v) for k, v in self._by_name.items()}
+        return known
+
+    def replacement(self, known: KnownBuild) -> KnownBuild | None:
+        """What to run instead of a withdrawn build: the named replacement, else the newest good one."""
+        if known.withdrawn is None:
+            return None
+        if known.replaced_by is not None:
+            named = self.lookup(known.replaced_by)
+            if named is not None and named.withdrawn is None:
+                return named
+        return self.latest(known.line)
 
     def lookup(self, build: int | str | None) -> KnownBuild | None:
         if build is None:
@@ -146,12 +188,13 @@ class BuildCatalog:
         return sorted((k for k in self._by_build.values() if k.line == line), key=KnownBuild.sort_key)
 
     def latest(self, line: str | None = None, *, include_security_only: bool = False) -> KnownBuild | None:
-        """Newest release by date (then build), optionally within a product line."""
+        """Newest release by date (then build), optionally within a product line; never a withdrawn one."""
         rows = [
             k
             for k in self._by_build.values()
             if (line is None or k.line == line or k.version == line)
             and (include_security_only or not k.security_only)
+            and k.withdrawn is None
         ]
         return max(rows, key=lambda k: (k.release_date or date.min, k.build), default=None)
 
@@ -198,16 +241,21 @@ class BuildCatalog:
 
 
 def parse_csv(text: str) -> list[KnownBuild]:
-    """Rows ``build,version,release_name,release_date`` (date may be empty)."""
+    """Rows ``build,version,release_name,release_date[,withdrawn,replaced_by,source]``; empty cells are
+    unknown (a date is never guessed)."""
     rows = []
     for row in csv.DictReader(io.StringIO(text)):
         day = (row.get("release_date") or "").strip()
+        replaced = (row.get("replaced_by") or "").strip()
         rows.append(
             KnownBuild(
                 build=int(row["build"]),
                 version=row["version"].strip(),
                 name=row["release_name"].strip(),
                 release_date=date.fromisoformat(day) if day else None,
+                withdrawn=(row.get("withdrawn") or "").strip() or None,
+                replaced_by=int(replaced) if replaced else None,
+                source=(row.get("source") or "").strip(),
             )
         )
     return rows

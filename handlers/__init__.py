@@ -11,7 +11,7 @@ from handlers.hosts import check, hosts
 from handlers.jobs import cancel, job, jobs
 from handlers.patch import patch
 from handlers.power import maintenance, power, reboot, shutdown
-from handlers.releases import affected, fixes, pr, releases
+from handlers.releases import affected, fixes, pr, release, releases
 from handlers.sources import sources
 from handlers.subscriptions import subscribe, subscriptions, unsubscribe
 
@@ -23,6 +23,7 @@ ALL: tuple[CommandSpec, ...] = (
     fixes,
     pr,
     affected,
+    release,
     sources,
     subscribe,
     unsubscribe,

@@ -12,6 +12,7 @@ target release matter to each host (from the matcher).
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from bot.actions.esxcli import EsxcliError, pick_profile, update_command
@@ -26,21 +27,42 @@ from bot.messages import Reply
 from bot.model import Host, Verdict
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.matching import match
+from bot.releases.service import SOAK, freshness
 from bot.store.release_records import ReleaseRepo
 from handlers.jobs import Plan, busy, parse_overrides, plan_reply, runner_of, start
 
 VmAction = Literal["none", "power-off", "suspend"]
 
 
-def _target(ctx: Context, hosts: tuple[Host, ...], to: str | None) -> KnownBuild:
+def _target(ctx: Context, hosts: tuple[Host, ...], to: str | None, fresh: bool) -> KnownBuild:
+    """The release to install: named, or the newest of the hosts' line that is neither withdrawn nor,
+    without ``--fresh``, younger than the soak period. A withdrawn release is refused outright."""
     catalog = ctx.services.catalog
+    soak = ctx.services.releases.soak if ctx.services.releases else SOAK
+    today = ctx.services.clock.now().date()
     if to:
         known = catalog.find(to) or catalog.find(re.sub(r"^(\d\.\d)\s*[uU]", r"\1 U", to))
         if known is None:
             raise CommandError(f"Unknown release `{to[:40]}`; say `releases` for the list.")
+        if known.withdrawn:
+            instead = catalog.replacement(known)
+            use = f" Patch to {instead.name} (build {instead.build}) instead." if instead else ""
+            raise CommandError(
+                f"{known.name} (build {known.build}) was withdrawn by VMware: {known.withdrawn}.{use}"
+            )
+        young = freshness(known, today, soak)
+        if young and not fresh:
+            raise CommandError(
+                f"{known.name} (build {known.build}) is {young}: add `--fresh` to install it anyway."
+            )
         return known
     line = next((".".join(h.version.split(".")[:2]) for h in hosts if h.version), None)
-    latest = catalog.latest(line) if line else None
+    candidates = (
+        [k for k in catalog.product_line(line) if not k.withdrawn and not k.security_only] if line else []
+    )
+    if not fresh:
+        candidates = [k for k in candidates if freshness(k, today, soak) is None]
+    latest = max(candidates, key=lambda k: (k.release_date or date.min, k.build), default=None)
     if latest is None:
         raise CommandError("Cannot tell which release to install: say `to <release>`.")
     return latest
@@ -128,10 +150,16 @@ async def _method_checks(
 
 
 async def _plan(
-    ctx: Context, target: Target, to: str | None, vm_action: VmAction, evacuate: bool, parallel: int
+    ctx: Context,
+    target: Target,
+    to: str | None,
+    vm_action: VmAction,
+    evacuate: bool,
+    parallel: int,
+    fresh: bool = False,
 ) -> tuple[Plan, KnownBuild]:
     runner = runner_of(ctx)
-    release = _target(ctx, target.hosts, to)
+    release = _target(ctx, target.hosts, to, fresh)
     opts = Options(kind="patch", vm_action=vm_action, target=release)
     locked = await busy(ctx, target.hosts)
     checks: list[Check] = []
@@ -187,9 +215,11 @@ async def _preview(
     evacuate: bool = False,
     override: str | None = None,
     parallel: int = 1,
+    fresh: bool = False,
 ) -> Reply:
     overrides = parse_overrides(override)
-    plan, _ = await _plan(ctx, target, _release_words(release), vm_action, evacuate, _width(parallel))
+    words = _release_words(release)
+    plan, _ = await _plan(ctx, target, words, vm_action, evacuate, _width(parallel), fresh)
     return plan_reply(plan, overrides, dry_run=dry_run)
 
 
@@ -209,9 +239,11 @@ async def patch(
     evacuate: bool = False,
     override: str | None = None,
     parallel: int = 1,
+    fresh: bool = False,
 ) -> Reply:
     overrides = parse_overrides(override)
     if dry_run:
         raise CommandError("A dry run has nothing to confirm.")
-    plan, _ = await _plan(ctx, target, _release_words(release), vm_action, evacuate, _width(parallel))
+    words = _release_words(release)
+    plan, _ = await _plan(ctx, target, words, vm_action, evacuate, _width(parallel), fresh)
     return await start(ctx, plan, overrides)

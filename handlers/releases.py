@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from datetime import date
+from typing import Literal
 
 from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.spec import command
 from bot.messages import Block, Fields, Reply, Style, Table, Text
-from bot.model import Verdict
+from bot.model import Release, Verdict
 from bot.releases.matching import FixMatches
-from bot.releases.service import MATTERS, ReleaseService, hosts_phrase
+from bot.releases.service import MATTERS, ReleaseService, freshness, hosts_phrase
 
 
 def _service(ctx: Context) -> ReleaseService | None:
@@ -23,40 +25,92 @@ def _missing() -> Reply:
     return Reply.error("Release data is not configured on this bot.")
 
 
-@command("releases", help="Known ESXi releases: latest, a name (7.0 U2c) or a line (7.0)", role=Role.VIEWER)
+def _status(ctx: Context, service: ReleaseService, build: int) -> str:
+    known = service.catalog.lookup(build)
+    if known is None:
+        return ""
+    if known.withdrawn:
+        replacement = service.catalog.replacement(known)
+        return "withdrawn" + (f", use {replacement.name}" if replacement else "")
+    young = freshness(known, ctx.services.clock.now().date(), service.soak)
+    return f"new: {young}" if young else ""
+
+
+def _line_rows(
+    ctx: Context, service: ReleaseService, line: str, noted: list[Release]
+) -> list[tuple[str, ...]]:
+    """Every catalog build of a product line (``9.0``) or update line (``7.0.3``), newest first, with
+    the fix counts of those whose notes were read."""
+    by_build = {r.build: r for r in noted}
+    known = service.catalog.product_line(line) or service.catalog.update_line(line)
+    known = sorted(known, key=lambda k: (k.release_date or date.min, k.build), reverse=True)
+    rows: list[tuple[str, ...]] = []
+    for k in known:
+        release = by_build.get(k.build)
+        fixes = str(len(release.fixes)) if release else "-"
+        matter = str(_mattering(service, release)) if release else "-"
+        day = k.release_date.isoformat() if k.release_date else "?"
+        rows.append((k.name, str(k.build), day, fixes, matter, _status(ctx, service, k.build)))
+    return rows
+
+
+def _mattering(service: ReleaseService, release: Release) -> int:
+    return sum(len(fm.hosts(*MATTERS)) > 0 for fm in service.match(release).fixes)
+
+
+@command(
+    "releases",
+    help="Known ESXi/ESX releases: latest, a name (7.0 U2c, 9.0.1.0) or a line (7.0, 9.0)",
+    role=Role.VIEWER,
+)
 async def releases(ctx: Context, *ref: str) -> Reply:
     service = _service(ctx)
     if service is None:
         return _missing()
-    text = " ".join(ref)
-    if text and text.lower() != "latest" and not text.replace(".", "").isdigit():
-        release = await service.find(text)
-        if release is None:
-            return Reply.text(f"No release called `{text}` is known.", style=Style.WARNING, ok=False)
-        chosen = [release]
+    text = " ".join(ref).strip()
+    noted = await service.releases()
+    rows: list[tuple[str, ...]]
+    if text.lower() in ("", "latest") or text.isdigit():
+        chosen = noted[:1] if text.lower() == "latest" else noted
+        rows = [_row(ctx, service, r) for r in chosen if not text.isdigit() or str(r.build) == text]
+    elif text.replace(".", "").isdigit() and text.count(".") in (1, 2):
+        rows = _line_rows(ctx, service, text, noted)
     else:
-        chosen = await service.releases()
-        if text.lower() == "latest":
-            chosen = chosen[:1]
-        elif text:
-            chosen = [r for r in chosen if r.line == text or r.version == text or str(r.build) == text]
-    if not chosen:
+        release = await service.find(text)
+        known = service.catalog.find(text)
+        if release is not None:
+            rows = [_row(ctx, service, release)]
+        elif known is not None:
+            rows = [r for r in _line_rows(ctx, service, known.version, noted) if r[1] == str(known.build)]
+        else:
+            return Reply.text(f"No release called `{text}` is known.", style=Style.WARNING, ok=False)
+    if not rows:
         return Reply.text("No releases are known yet.", style=Style.WARNING)
-    rows = tuple(
-        (
-            r.name,
-            str(r.build),
-            r.release_date.isoformat() if r.release_date else "?",
-            str(len(r.fixes)),
-            str(sum(len(fm.hosts(*MATTERS)) > 0 for fm in service.match(r).fixes)),
-        )
-        for r in chosen
-    )
-    summary = f"{len(rows)} release{'s' if len(rows) != 1 else ''}, newest {chosen[0].name}"
+    summary = f"{len(rows)} release{'s' if len(rows) != 1 else ''}, newest {rows[0][0]}"
+    withdrawn = sum(1 for r in rows if r[5].startswith("withdrawn"))
+    if withdrawn:
+        summary += f" ({withdrawn} withdrawn)"
+    header = ("release", "build", "date", "fixes", "matter here", "status")
+    data = [
+        {"name": r[0], "build": int(r[1]), "fixes": None if r[3] == "-" else int(r[3]), "status": r[5]}
+        for r in rows
+    ]
     return Reply(
         summary=summary,
-        blocks=(Table(("release", "build", "date", "fixes", "matter here"), rows, title=summary),),
-        data={"releases": [{"name": r.name, "build": r.build, "fixes": len(r.fixes)} for r in chosen]},
+        blocks=(Table(header, tuple(rows), title=summary),),
+        data={"releases": data},
+    )
+
+
+def _row(ctx: Context, service: ReleaseService, r: Release) -> tuple[str, ...]:
+    day = r.release_date.isoformat() if r.release_date else "?"
+    return (
+        r.name,
+        str(r.build),
+        day,
+        str(len(r.fixes)),
+        str(_mattering(service, r)),
+        _status(ctx, service, r.build),
     )
 
 
@@ -157,3 +211,36 @@ def _rank(verdict: str) -> int:
         v.value for v in (Verdict.AFFECTED, Verdict.POSSIBLY_AFFECTED, Verdict.NOT_AFFECTED, Verdict.FIXED)
     ]
     return order.index(verdict) if verdict in order else len(order)
+
+
+@command(
+    "release",
+    help="Mark a release withdrawn by VMware: release withdraw <release> <reason> [--instead <release>]",
+    role=Role.ADMIN,
+)
+async def release(
+    ctx: Context, action: Literal["withdraw"], ref: str, *reason: str, instead: str | None = None
+) -> Reply:
+    service = _service(ctx)
+    if service is None:
+        return _missing()
+    known = service.catalog.find(ref)
+    if known is None:
+        return Reply.text(f"No release called `{ref[:40]}` is known.", style=Style.WARNING, ok=False)
+    replacement = service.catalog.find(instead) if instead else None
+    if instead and replacement is None:
+        return Reply.text(f"No release called `{instead[:40]}` is known.", style=Style.WARNING, ok=False)
+    why = " ".join(reason).strip()
+    if not why:
+        return Reply.text("Say why: `release withdraw <release> <reason>`.", style=Style.WARNING, ok=False)
+    marked = await service.withdraw(
+        known, why[:300], replacement, by=ctx.user.id, now=ctx.services.clock.now()
+    )
+    use = service.catalog.replacement(marked)
+    instead_text = f"; hosts should move to {use.name} (build {use.build})" if use else ""
+    text = (
+        f"{marked.name} (build {marked.build}) is marked withdrawn: {marked.withdrawn}{instead_text}. "
+        "`patch` refuses it from now on."
+    )
+    data = {"build": marked.build, "withdrawn": marked.withdrawn, "replaced_by": use.build if use else None}
+    return Reply(summary=text, blocks=(Text(text, Style.SUCCESS),), data=data)

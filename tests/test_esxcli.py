@@ -18,9 +18,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from bot.actions.bmc import SecretRef
 from bot.actions.esxcli import EsxcliError, EsxcliInstaller, EsxcliSettings, pick_profile, update_command
 from bot.clock import SystemClock
+from bot.config import SecretRef
 from bot.model import JobState, Release
 from bot.store.release_records import ReleaseRepo
 from bot.vsphere.host_actions import HostActions, door_for

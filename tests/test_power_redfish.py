@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.actions.bmc import BmcConfig, BmcDirectory, SecretRef
+from bot.actions.bmc import BmcConfig, BmcDirectory
 from bot.actions.redfish import PowerState, RedfishClient
+from bot.config import SecretRef
 from bot.model import JobState
 from tests.fixtures.redfish import SushyEmulator
 from tests.fixtures.vcsim import VcsimFactory

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from bot.actions.bmc import BmcConfig, BmcDirectory, SecretRef
+from bot.actions.bmc import BmcConfig, BmcDirectory
 from bot.actions.redfish import ErrorKind, OffPath, PowerState, RedfishClient, RedfishError, ResetType
+from bot.config import SecretRef
 from tests.fixtures.redfish import ROLES, SushyEmulator
 
 # The forwarding front server opens one client session per request; when the loop closes right

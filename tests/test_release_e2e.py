@@ -26,6 +26,7 @@ from bot.messages import Command, Conversation, Reply, Table, User
 from bot.releases.sources.poller import SourcePoller
 from bot.runtime.app import App
 from handlers import ALL
+from tests.depot_site import serve_depot
 from tests.fixtures.feed_site import NOTES, Site, atom, catalog
 
 START = datetime(2021, 9, 1, 8, 0, tzinfo=UTC)
@@ -179,3 +180,48 @@ async def test_sources_command_shows_failures(tmp_path: Path, site: Site) -> Non
     row = table.rows[1]
     assert row[:2] == ("catalog", "catalog") and row[3] == "never" and "HTTP 500" in row[4]
     assert "(in " in row[5]  # the next poll is backed off into the future
+
+
+async def test_new_depot_profile_reaches_the_room_once_across_restarts(
+    tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile added to a local HTTP depot → one announcement in the subscribed room, through the
+    real App, poller, outbox and console; restarts announce nothing again; the token stays hidden."""
+    clock = FakeClock(START)
+    token = "tok-e2e-51ab"
+    monkeypatch.setenv("ESXBOT_E2E_DEPOT_TOKEN", token)
+    serve_depot(site, prefix=f"/{token}")
+    settings = Settings(
+        database_url=str(tmp_path / "bot.db"),
+        demo=True,
+        extra={
+            "sources": [
+                {"name": "depot", "kind": "depot", "url": f"{site.base}/{{token}}/vmw-depot-index.xml",
+                 "token": "env:ESXBOT_E2E_DEPOT_TOKEN"}
+            ]
+        },
+    )  # fmt: skip
+    outputs = []
+    for step in range(3):
+        if step == 1:
+            serve_depot(site, f"/{token}", ("ESXi-8.0U3e-24674464-standard",))
+        app = await App.open(
+            settings, specs=ALL, clock=clock, inventory=demo_inventory(BuildCatalog.bundled(), clock)
+        )
+        try:
+            out = io.StringIO()
+            app.add_adapter(ConsoleAdapter("console:ann", clock, stdout=out))
+            await app.prepare()
+            if step == 0:
+                assert (await _say(app, "subscribe releases")).ok
+            await _poller(app).poll_all()
+            await _deliver(app)
+            listing = await _say(app, "sources")
+            assert token not in str(listing.data) and "{token}" in str(listing.data)
+            outputs.append(_notifications(out))
+        finally:
+            await app.close()
+        clock.advance(7200)
+    assert outputs[0] == [] and outputs[2] == []
+    assert len(outputs[1]) == 1 and "New release: ESXi 8.0 Update 3e (build 24674464" in outputs[1][0]
+    assert all(token not in text for texts in outputs for text in texts)

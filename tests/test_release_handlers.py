@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from bot.builds import BuildCatalog
+from bot.clock import FakeClock
 from bot.inventory.merged import StaticInventory
 from bot.inventory.static_file import parse_inventory
 from bot.messages import Command, Conversation, Reply, Table, User
@@ -39,7 +40,7 @@ def service() -> ReleaseService:
 
 async def _say(service: ReleaseService, spec: Any, *args: str) -> Reply:
     ctx: Any = SimpleNamespace(
-        services=SimpleNamespace(releases=service),
+        services=SimpleNamespace(releases=service, clock=FakeClock(datetime(2021, 9, 1, tzinfo=UTC))),
         command=Command(User("console:ann"), Conversation("console", "console"), "x"),
     )
     result: Reply = await spec.handler(ctx, *args)

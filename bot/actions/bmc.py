@@ -9,51 +9,14 @@ opens; nothing here ever holds or prints it.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.config import SecretRef
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SecretRef:
-    """Where a secret lives (``env:VAR`` or ``file:/abs/path``); the reference itself is not secret."""
-
-    scheme: str
-    target: str
-
-    @classmethod
-    def parse(cls, text: str) -> SecretRef:
-        scheme, sep, target = text.partition(":")
-        # Never echo ``text``: a password pasted where a reference belongs must not reach a log.
-        if not sep or scheme not in ("env", "file") or not target:
-            raise ValueError("a secret reference must be env:VAR_NAME or file:/absolute/path")
-        if scheme == "file" and not Path(target).is_absolute():
-            raise ValueError("a file: secret reference needs an absolute path")
-        return cls(scheme, target)
-
-    def __str__(self) -> str:
-        return f"{self.scheme}:{self.target}"
-
-    def resolve(self) -> str:
-        """The secret's value (blocking for ``file:``); LookupError names only the reference."""
-        if self.scheme == "env":
-            value = os.environ.get(self.target)
-            if not value:
-                raise LookupError(f"environment variable {self.target} is not set")
-            return value
-        try:
-            value = Path(self.target).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise LookupError(f"cannot read {self.target}: {reason}") from None
-        if not value:
-            raise LookupError(f"{self.target} is empty")
-        return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncssh
 
-from bot.actions.bmc import SecretRef
+from bot.config import SecretRef
 
 log = logging.getLogger(__name__)
 

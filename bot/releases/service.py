@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Protocol
 
-from bot.builds import BuildCatalog, version_tuple
+from bot.builds import BuildCatalog, KnownBuild, version_tuple
 from bot.inventory.merged import Inventory
 from bot.messages import Block, Reply, Style, Table, Text
 from bot.model import Fix, Host, Release, Verdict
@@ -25,6 +26,7 @@ from bot.store.release_records import ReleaseRepo
 log = logging.getLogger(__name__)
 
 MATTERS = (Verdict.AFFECTED, Verdict.POSSIBLY_AFFECTED)
+SOAK = timedelta(days=14)  # a release younger than this is "fresh": patch asks for --fresh
 HOSTS_NAMED = 5  # past this many hosts a line says "and N more"
 FIXES_LISTED = 12  # a notification lists this many fixes, then counts the rest
 
@@ -55,6 +57,21 @@ def bundled_releases() -> list[Release]:
     return found
 
 
+def release_of(known: KnownBuild) -> Release:
+    """A catalog row as a ``Release`` without fixes (a replacement build nobody read notes for)."""
+    return Release(known.line, known.name, known.build, known.release_date, version=known.version)
+
+
+def freshness(known: KnownBuild, today: date, soak: timedelta) -> str | None:
+    """``"3 days old (soak 14 days)"`` while a release is inside the soak period, else None."""
+    if known.release_date is None or soak <= timedelta(0):
+        return None
+    age = (today - known.release_date).days
+    if 0 <= age < soak.days:
+        return f"{age} day{'s' if age != 1 else ''} old (soak {soak.days} days)"
+    return None
+
+
 def hosts_phrase(hosts: Sequence[str]) -> str:
     short = [h.split(".")[0] for h in hosts]
     if len(short) <= HOSTS_NAMED:
@@ -71,8 +88,10 @@ class ReleaseService:
         *,
         repo: ReleaseRepo | None = None,
         bundled: Sequence[Release] = (),
+        soak: timedelta = SOAK,
     ) -> None:
         self.catalog = catalog
+        self.soak = soak
         self.rules = rules
         self._inventory = inventory
         self._repo = repo
@@ -82,6 +101,24 @@ class ReleaseService:
 
     def hosts(self) -> Sequence[Host]:
         return self._inventory.hosts()
+
+    async def load_withdrawals(self) -> int:
+        """Apply the withdrawals admins recorded (``release withdraw``) to the catalog; how many."""
+        if self._repo is None:
+            return 0
+        applied = 0
+        for build, reason, replaced_by in await self._repo.withdrawals():
+            applied += self.catalog.withdraw(build, reason, replaced_by) is not None
+        return applied
+
+    async def withdraw(
+        self, known: KnownBuild, reason: str, replaced_by: KnownBuild | None, *, by: str, now: datetime
+    ) -> KnownBuild:
+        """Mark a release withdrawn from now on (stored, so it survives a restart)."""
+        replacement = replaced_by.build if replaced_by else None
+        if self._repo is not None:
+            await self._repo.withdraw(known.build, reason, replacement, by, now)
+        return self.catalog.withdraw(known.build, reason, replacement) or known
 
     async def releases(self) -> list[Release]:
         """Known releases with notes, newest first (stored ones win over bundled ones)."""
@@ -126,7 +163,7 @@ class ReleaseService:
             if hits:
                 items.extend(hits)
                 carriers.append(release)
-        target = max(carriers, key=_newest, default=None)
+        target = self._carrier(carriers)
         if target is not None and host.build is not None:
             for release in carriers:
                 if self.catalog.contains(target.build, release).contained is not True:
@@ -134,11 +171,40 @@ class ReleaseService:
                     break
         return PendingFixes(host.name, tuple(items), target)
 
+    def _carrier(self, carriers: Sequence[Release]) -> Release | None:
+        """The newest carrier that is not withdrawn; for a withdrawn newest one, its replacement."""
+        newest = max(carriers, key=_newest, default=None)
+        if newest is None:
+            return None
+        known = self.catalog.lookup(newest.build)
+        if known is None or known.withdrawn is None:
+            return newest
+        good = [r for r in carriers if (k := self.catalog.lookup(r.build)) is None or k.withdrawn is None]
+        replacement = self.catalog.replacement(known)
+        if replacement is not None:
+            good.append(next((r for r in carriers if r.build == replacement.build), release_of(replacement)))
+        return max(good, key=_newest, default=None)
+
+    def withdrawn_note(self, host: Host) -> Text | None:
+        """A warning when the host runs a build VMware withdrew, naming the replacement."""
+        known = self.catalog.lookup(host.build)
+        if known is None or known.withdrawn is None:
+            return None
+        replacement = self.catalog.replacement(known)
+        instead = f" Move to {replacement.name} (build {replacement.build})." if replacement else ""
+        return Text(
+            f"{host.name} runs {known.name} (build {known.build}), which VMware withdrew: "
+            f"{known.withdrawn}.{instead}",
+            Style.WARNING,
+        )
+
     async def host_notes(self, host: Host) -> Sequence[Block]:
-        """For ``check``: "fixes that matter to this host in newer releases" (a ``HostNotes``)."""
+        """For ``check``: a withdrawn build, and "fixes that matter to this host in newer releases"."""
+        warning = self.withdrawn_note(host)
+        blocks: list[Block] = [warning] if warning else []
         pending = await self.pending(host)
         if not pending.items:
-            return ()
+            return tuple(blocks)
         affected_first = sorted(pending.items, key=lambda item: item[2] != Verdict.AFFECTED)
         rows = tuple(
             (f"PR {fix.pr}", verdict.value, release.name, fix.title[:90])
@@ -149,7 +215,8 @@ class ReleaseService:
         else:
             advice = "No single known release contains them all."
         title = f"Fixes that matter to {host.name} in newer releases: {len(rows)}. {advice}"
-        return (Table(("PR", "verdict", "release", "title"), rows[:20], title=title),)
+        blocks.append(Table(("PR", "verdict", "release", "title"), rows[:20], title=title))
+        return tuple(blocks)
 
     def announcement(self, release: Release, *, update: bool = False) -> Reply:
         """The notification text: release, build, date, fix count, and what matters on this fleet."""

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from bot.command.dispatcher import Dispatcher
 from bot.command.services import Services, Store
 from bot.command.spec import CommandSpec, registry
 from bot.config import ConfigError, Settings
+from bot.durations import parse_duration
 from bot.inventory.demo import demo_inventory
 from bot.inventory.merged import Inventory, MergedInventory, StaticInventory, find_host
 from bot.inventory.static_file import build_lookup, load_inventory
@@ -46,7 +48,7 @@ from bot.messages import Command, Reply
 from bot.model import Host, Release
 from bot.releases.fix_hint import BootFixHint
 from bot.releases.match_rules import MatchRuleSet
-from bot.releases.service import ReleaseAnnouncer, ReleaseService, bundled_releases
+from bot.releases.service import SOAK, ReleaseAnnouncer, ReleaseService, bundled_releases
 from bot.releases.sources.fetch import Fetcher
 from bot.releases.sources.poller import SourcePoller, parse_sources
 from bot.runtime.leader import Leadership, SingleInstance, open_leadership, run_while_leader
@@ -70,6 +72,22 @@ log = logging.getLogger(__name__)
 DEMO_POLICY = {"console:*": "admin"}
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
+
+
+def release_soak(section: Mapping[str, Any]) -> timedelta:
+    """``releases: {soak: 14d}``: how long a new release counts as too young to patch to (0 turns it off)."""
+    unknown = sorted(set(section) - {"soak"})
+    if unknown:
+        raise ConfigError(f"releases: unknown key {unknown[0]!r} (known: soak)")
+    raw = section.get("soak")
+    if raw is None:
+        return SOAK
+    if str(raw).strip() in ("0", "0d", "off"):
+        return timedelta(0)
+    try:
+        return parse_duration(str(raw))
+    except ValueError:
+        raise ConfigError(f"releases.soak: {raw!r} is not a duration (examples: 14d, 72h, 0)") from None
 
 
 def make_policy(settings: Settings) -> Policy:
@@ -160,6 +178,8 @@ class App:
         try:
             await migrate(db)
             app = cls._assemble(settings, db, clock, specs, inventory)
+            if app.services.releases is not None:
+                await app.services.releases.load_withdrawals()
         except BaseException:
             await db.close()
             raise
@@ -217,6 +237,7 @@ class App:
             live,
             repo=ReleaseRepo(db),
             bundled=bundled_releases() if settings.demo_mode else (),
+            soak=release_soak(_section(settings, "releases", dict)),
         )
         hint = BootFixHint(releases)
         alert_config = EngineConfig.from_extra(settings.extra.get("alerts"))
@@ -240,7 +261,10 @@ class App:
             bmcs=BmcDirectory.from_mappings(_section(settings, "bmcs", list)),
             settings=JobSettings.from_mapping(_section(settings, "jobs", dict)),
         )
-        sources = parse_sources(_section(settings, "sources", list))
+        raw_sources = settings.extra.get("sources")
+        sources = parse_sources(
+            raw_sources if raw_sources == "public" else _section(settings, "sources", list)
+        )
         fetcher = Fetcher.create() if sources else None
         announcer = ReleaseAnnouncer(releases, outbox)
 

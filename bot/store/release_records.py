@@ -198,3 +198,23 @@ class ReleaseRepo:
                 int(state.primed),
             ),
         )
+
+    async def withdraw(
+        self, build: int, reason: str, replaced_by: int | None, by: str, now: datetime
+    ) -> None:
+        """Record an admin's withdrawal of a build (the last word wins)."""
+        await self._db.execute(
+            "INSERT INTO release_withdrawals (build, reason, replaced_by, withdrawn_by, withdrawn_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (build) DO UPDATE SET reason = excluded.reason,"
+            " replaced_by = excluded.replaced_by, withdrawn_by = excluded.withdrawn_by,"
+            " withdrawn_at = excluded.withdrawn_at",
+            (build, reason, replaced_by, by, now.timestamp()),
+        )
+
+    async def withdrawals(self) -> list[tuple[int, str, int | None]]:
+        """(build, reason, replaced_by) of every recorded withdrawal."""
+        rows = await self._db.fetchall("SELECT build, reason, replaced_by FROM release_withdrawals")
+        return [
+            (int(r["build"]), str(r["reason"]), None if r["replaced_by"] is None else int(r["replaced_by"]))
+            for r in rows
+        ]

@@ -70,8 +70,15 @@ class Fetcher:
         await self._session.close()
 
     async def get(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        max_bytes: int | None = None,
     ) -> FetchResult:
+        """One GET; ``max_bytes`` overrides the fetcher's cap for this call (a depot's zip)."""
+        cap = max_bytes or self._max_bytes
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -84,13 +91,13 @@ class Fetcher:
                 if response.status >= 400:
                     raise FetchError(f"HTTP {response.status} {response.reason or ''}".strip())
                 declared = response.content_length
-                if declared is not None and declared > self._max_bytes:
-                    raise FetchError(f"response of {declared} bytes exceeds the {self._max_bytes}-byte cap")
+                if declared is not None and declared > cap:
+                    raise FetchError(f"response of {declared} bytes exceeds the {cap}-byte cap")
                 body = bytearray()
                 async for chunk in response.content.iter_chunked(65536):
                     body.extend(chunk)
-                    if len(body) > self._max_bytes:
-                        raise FetchError(f"response exceeds the {self._max_bytes}-byte cap")
+                    if len(body) > cap:
+                        raise FetchError(f"response exceeds the {cap}-byte cap")
                 return FetchResult(
                     url,
                     response.status,

@@ -1,15 +1,18 @@
 """The configured release sources and the loop that polls them.
 
 A source is (name, kind, url, interval, enabled); kinds are ``atom`` (feed entries, optionally
-following each entry's link to its notes page), ``catalog`` (JSON build catalog) and ``notes`` (one
-release-notes page). Each poll is a conditional GET; a 304 costs no parse. Errors back off per source
-with jitter and show in ``sources``. New releases are stored, taught to the build catalog, and
-announced once per build: the first successful poll of a source only primes it (everything already
-listed is old news), and a build already announced by any source is not announced again.
+following each entry's link to its notes page), ``catalog`` (JSON build catalog), ``notes`` (one
+release-notes page) and ``depot`` (the online or an offline ESXi depot, ``sources/depot.py``);
+``public`` stands for the real public endpoints. Each poll is a conditional GET; a 304 costs no
+parse. Errors back off per source with jitter and show in ``sources``. New releases are stored,
+taught to the build catalog, and announced once per build: the first successful poll of a source
+only primes it (everything already listed is old news), and a build already announced by any source
+is not announced again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,8 +23,10 @@ from typing import Any, Protocol
 
 from bot.builds import BuildCatalog
 from bot.clock import Clock
+from bot.config import SecretRef
 from bot.model import Release
 from bot.releases.sources.atom import FeedEntry, parse_feed
+from bot.releases.sources.depot import DepotError, DepotReader
 from bot.releases.sources.fetch import Backoff, Fetcher, FetchError, FetchResult
 from bot.releases.sources.json_catalog import parse_catalog
 from bot.releases.sources.release_notes import parse_notes
@@ -34,6 +39,7 @@ class SourceKind(StrEnum):
     ATOM = "atom"
     CATALOG = "catalog"
     NOTES = "notes"
+    DEPOT = "depot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,7 @@ class SourceConfig:
     interval: float = 3600.0  # seconds between polls
     enabled: bool = True
     follow_links: bool = True  # atom: fetch each new entry's link as a notes page
+    token: SecretRef | None = None  # depot: the download token that replaces {token} in the URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +69,77 @@ class Announcer(Protocol):
     async def __call__(self, release: Release, *, update: bool) -> None: ...
 
 
-def parse_sources(entries: Iterable[Mapping[str, Any]]) -> list[SourceConfig]:
-    """Config entries (YAML/JSON mappings) → sources; raises ValueError naming the bad entry."""
-    sources: list[SourceConfig] = []
+# ``sources: public`` (or an entry ``{preset: public, …}``): the real public endpoints, documented in
+# docs/releases.md. ``mirror`` swaps scheme and host of each (an air-gapped HTTP mirror, or tests).
+PUBLIC_CATALOG = "https://www.virten.net/repo/esxiReleases.json"
+PUBLIC_DEPOT = "https://dl.broadcom.com/{token}/PROD/COMP/ESX_HOST/main/vmw-depot-index.xml"
+
+
+def public_preset(entry: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    """The entries ``preset: public`` stands for: the build catalog, and the depot with a token."""
+    unknown = sorted(set(entry) - {"preset", "token", "mirror", "interval"})
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r} for preset public (token, mirror, interval)")
+    mirror = str(entry.get("mirror") or "").rstrip("/")
+
+    def at(url: str) -> str:
+        if not mirror:
+            return url
+        parts = url.split("/", 3)  # "https:", "", host, path
+        return f"{mirror}/{parts[3]}"
+
+    found: list[dict[str, Any]] = [
+        {"name": "public-catalog", "kind": "catalog", "url": at(PUBLIC_CATALOG), "interval": 6 * 3600}
+    ]
+    if entry.get("token"):
+        found.append(
+            {"name": "public-depot", "kind": "depot", "url": at(PUBLIC_DEPOT), "token": entry["token"],
+             "interval": 6 * 3600}
+        )  # fmt: skip
+    if entry.get("interval") is not None:
+        for item in found:
+            item["interval"] = entry["interval"]
+    return found
+
+
+def _expanded(entries: Iterable[Any] | str) -> list[tuple[str, Mapping[str, Any]]]:
+    if isinstance(entries, str):
+        entries = [entries]
+    out: list[tuple[str, Mapping[str, Any]]] = []
     for index, entry in enumerate(entries):
         where = f"sources[{index}]"
+        if entry == "public":
+            entry = {"preset": "public"}
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{where}: expected a mapping with kind and url, or the word public")
+        if "preset" in entry:
+            if entry["preset"] != "public":
+                raise ValueError(f"{where}: unknown preset {entry['preset']!r} (known: public)")
+            out += [(f"{where} (preset public)", item) for item in public_preset(entry, where)]
+        else:
+            out.append((where, entry))
+    return out
+
+
+def parse_sources(entries: Iterable[Any] | str) -> list[SourceConfig]:
+    """Config entries (mappings, or ``public``) → sources; raises ValueError naming the bad entry."""
+    sources: list[SourceConfig] = []
+    for where, entry in _expanded(entries):
         try:
             kind = SourceKind(str(entry["kind"]))
             url = str(entry["url"])
         except (KeyError, ValueError) as exc:
-            raise ValueError(f"{where}: needs kind (atom, catalog, notes) and url: {exc}") from exc
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"{where}: url must be http(s): {url!r}")
+            raise ValueError(f"{where}: needs kind (atom, catalog, notes, depot) and url: {exc}") from exc
+        local = kind is SourceKind.DEPOT and url.startswith(("file://", "/"))
+        if not url.startswith(("http://", "https://")) and not local:
+            raise ValueError(f"{where}: url must be http(s) (a depot may also be a local path): {url!r}")
+        token: SecretRef | None = None
+        if entry.get("token") is not None:
+            if kind is not SourceKind.DEPOT:
+                raise ValueError(f"{where}: only a depot source takes a token")
+            token = SecretRef.parse(str(entry["token"]))
+        if "{token}" in url and token is None:
+            raise ValueError(f"{where}: the url holds {{token}}: add token: env:VAR or file:/path")
         interval = float(entry.get("interval", 3600))
         if interval < 60:
             raise ValueError(f"{where}: interval must be at least 60 seconds")
@@ -88,6 +154,7 @@ def parse_sources(entries: Iterable[Mapping[str, Any]]) -> list[SourceConfig]:
                 interval,
                 bool(entry.get("enabled", True)),
                 bool(entry.get("follow_links", True)),
+                token,
             )
         )
     return sources
@@ -127,6 +194,7 @@ class SourcePoller:
         self._announce = announce
         self._backoff = backoff or Backoff()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._depot = DepotReader(fetcher, repo)
 
     async def restore(self) -> int:
         """Teach the build catalog every release stored by earlier runs; returns how many."""
@@ -160,6 +228,8 @@ class SourcePoller:
     async def poll(self, source: SourceConfig) -> PollReport:
         """One conditional GET and, unless 304, one parse; never raises for source trouble."""
         state = await self._repo.state(source.name)
+        if source.kind is SourceKind.DEPOT:
+            return await self._poll_depot(source, state)
         try:
             result = await self._fetcher.get(source.url, etag=state.etag, last_modified=state.last_modified)
             if result.not_modified:
@@ -173,6 +243,25 @@ class SourcePoller:
         new = await self._record(source, state, releases)
         await self._succeeded(source, state, result)
         return PollReport(source.name, tuple(new), warnings=tuple(warnings), primed=not state.primed)
+
+    async def _poll_depot(self, source: SourceConfig, state: SourceState) -> PollReport:
+        try:
+            token = await asyncio.to_thread(source.token.resolve) if source.token else None
+        except LookupError as exc:
+            return await self._failed(source, state, f"depot token: {exc}")
+        try:
+            found = await self._depot.poll(source.name, source.url, token)
+        except DepotError as exc:
+            return await self._failed(source, state, str(exc))
+        done = FetchResult(source.url, 304 if found.not_modified else 200)
+        if found.not_modified:
+            await self._succeeded(source, state, done)
+            return PollReport(source.name, not_modified=True)
+        for warning in found.warnings:
+            log.info("source %s: %s", source.name, warning)
+        new = await self._record(source, state, list(found.releases))
+        await self._succeeded(source, state, done)
+        return PollReport(source.name, tuple(new), warnings=found.warnings, primed=not state.primed)
 
     async def _parse(
         self, source: SourceConfig, result: FetchResult

@@ -33,6 +33,8 @@ _NAME_RE = re.compile(
     re.IGNORECASE,
 )
 _PATCH_ID_RE = re.compile(r"\bESXi(\d)(\d)0-(\d{9})\b")
+# ESX 9 (VCF 9 unified versioning, KB 395110): "ESX 9.0.1.0", "ESX 9.0.1.0100"; never "Update"
+_UNIFIED_NAME_RE = re.compile(r"\bESXi?\s+(9|[1-9]\d)\.(\d)\.(\d)(?:\.(\d{1,4}))?\b", re.IGNORECASE)
 _MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 _DMY_RE = re.compile(r"\b(\d{1,2})\s+([A-Za-z]{3})[a-z]*\.?\s+(\d{4})\b")
 _MDY_RE = re.compile(r"\b([A-Za-z]{3})[a-z]*\.?\s+(\d{1,2}),\s+(\d{4})\b")
@@ -41,7 +43,8 @@ _JA_DATE_RE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 _ISO_BUILD_RE = re.compile(r"ISO\s*(?:Build|ビルド)\s*[:：]?\s*(\d{7,8})", re.IGNORECASE)
 _BUILD_RE = re.compile(r"(?:^|\|\s*|\b)(?:Build(?: Number)?|ビルド(?:番号)?)\s*[:：|]?\s*(\d{7,8})\b", re.I)
 _DEPOT_RE = re.compile(r"VMware-ESXi-\d\.\d(?:\.\d)?\w*-(\d{7,8})-depot", re.IGNORECASE)
-_PROFILE_RE = re.compile(r"\bE?ESXi-\d\.\d[\w.]*-\d{7,11}s?-(?:standard|no-tools)\b")
+_PROFILE_RE = re.compile(r"\bE?ESXi-\d{1,2}\.\d[\w.]*?[-.]\d{7,11}s?-(?:standard|no-tools)\b")
+_PROFILE_BUILD_RE = re.compile(r"[-.](\d{7,11})s?-(?:standard|no-tools)$")
 _BULLETIN_RE = re.compile(
     r"\b(?:ESXi\d{2}U\d\w*-\d{7,8}|ESXi\d{3}-\d{9}-[A-Z]{2}|[A-Za-z][\w-]*_\d+\.\d[\w.-]*?\.\d{7,8})\b"
 )
@@ -289,6 +292,11 @@ def _parse_blocks(blocks: list[Block], url: str | None) -> NotesResult:
 
 
 def _release_name(meta: str) -> tuple[str | None, str | None]:
+    unified = _UNIFIED_NAME_RE.search(meta)
+    if unified is not None:
+        major, minor, maint, patch = unified.groups()
+        patch_id = "0" if patch is None or int(patch) == 0 else f"{int(patch):04d}"
+        return f"ESX {major}.{minor}.{maint}.{patch_id}", f"{major}.{minor}"
     found = _NAME_RE.search(meta)
     if found is None:
         patch = _PATCH_ID_RE.search(meta)
@@ -316,8 +324,9 @@ def _builds(meta: str, name: str | None) -> tuple[int | None, int | None]:
         return iso_build, iso_build
     tag = _profile_tag(name)
     for profile in _PROFILE_RE.findall(meta):
-        if tag and f"{tag}-" in profile:
-            return int(profile.split("-")[2]), None
+        build = _PROFILE_BUILD_RE.search(profile)
+        if tag and build and re.match(rf"E?ESXi-{re.escape(tag)}[-.]", profile):
+            return int(build.group(1)), None
     return None, None
 
 
@@ -329,6 +338,9 @@ def _profile_tag(name: str | None) -> str | None:
     """``ESXi 7.0 Update 2c`` → ``7.0U2c`` (the tag inside image-profile names)."""
     if name is None:
         return None
+    unified = re.match(r"ESX (\d+\.\d\.\d\.\d+)$", name)
+    if unified is not None:
+        return unified.group(1)
     found = re.match(r"ESXi (\d\.\d)(?: Update (\w+))?", name)
     if found is None:
         return None
