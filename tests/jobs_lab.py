@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.actions.bmc import BmcDirectory
@@ -27,6 +28,7 @@ from tests.fixtures.bot import OPERATOR, bot_settings
 from tests.fixtures.vcsim import Vcsim
 
 SPECS = ALL
+PATCH_DAY = datetime(2021, 9, 8, 9, 0, tzinfo=UTC)  # two weeks after 7.0 U2c: past its soak period
 SETTINGS = JobSettings(
     depot_url="https://depot.lab.local/VMware-ESXi-{version}-{build}-depot.zip",
     guest_timeout=5.0,
@@ -112,7 +114,7 @@ async def lab_bot(
     )
     vc = VSphere(endpoint)
     await vc.refresh()
-    clock = FakeClock()
+    clock = FakeClock(PATCH_DAY)
     app = await App.open(bot_settings(tmp_path), clock=clock, inventory=vc, specs=SPECS)
     bot = LabBot(app, clock, vc, lab, runner=None, settings=settings)  # type: ignore[arg-type]
     bot.lifecycle = lifecycle(vc) if lifecycle else {}
