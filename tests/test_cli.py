@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+
+from bot.runtime.version import REVISION_FILE, revision
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def esxbot(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,3 +86,22 @@ def test_bad_config_file_names_the_file(tmp_path: Path) -> None:
     out = esxbot(tmp_path, "--config", str(cfg), "say", "hosts")
     assert out.returncode == 2
     assert "esxbot.yaml" in out.stderr and "confirm_ttl" in out.stderr
+
+
+def test_version_names_the_package_version_and_the_commit(tmp_path: Path) -> None:
+    out = esxbot(tmp_path, "--version")
+    assert out.returncode == 0, out.stderr
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    found = re.fullmatch(rf"esxbot {re.escape(version)} \(commit (\S+)\)\n", out.stdout)
+    assert found, out.stdout
+    if (ROOT / ".git").exists() and shutil.which("git"):
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert found[1].removesuffix("-dirty") == head.stdout.strip()
+
+
+def test_revision_baked_in_wins_and_an_installed_copy_does_not_ask_git(tmp_path: Path) -> None:
+    package = tmp_path / "site-packages" / "bot" / "runtime"
+    package.mkdir(parents=True)
+    assert revision(package) == "unknown"
+    (package / REVISION_FILE).write_text("0123abc\n")
+    assert revision(package) == "0123abc"

@@ -2,7 +2,9 @@
 
 Each file is parsed and held to its contract (non-root, probes, hardening, PostgreSQL for replicas);
 the Dockerfile's build stage is exercised by building the wheel from exactly the files it copies;
-``docker-compose config`` and ``systemd-analyze verify`` run when those tools are installed.
+``docker-compose config`` and ``systemd-analyze verify`` run when those tools are installed. The
+image itself is built and smoke-tested by scripts/image, the compose services are started in
+test_deploy_compose.py and the chart is rendered in test_deploy_helm.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -57,6 +60,16 @@ def test_dockerfile_is_multi_stage_non_root_with_healthcheck() -> None:
     assert f"127.0.0.1:{port}/healthz" in health
     assert f"ESXBOT_WEB_PORT={port}" in final_ops["ENV"]
     assert final_ops["ENTRYPOINT"] == '["esxbot"]' and final_ops["CMD"] == '["run"]'
+
+
+def test_dockerfile_labels_version_revision_and_source() -> None:
+    _, final = dockerfile_stages()
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"ARG VERSION={version}\n" in (DEPLOY / "Dockerfile").read_text()  # plain docker build
+    assert {rest for op, rest in final if op == "ARG"} >= {"VERSION", "REVISION", "SOURCE"}
+    labels = " ".join(rest for op, rest in final if op == "LABEL")
+    for key, arg in (("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")):
+        assert f'org.opencontainers.image.{key}="${{{arg}}}"' in labels
 
 
 def test_dockerfile_installs_the_package_the_way_the_readme_does(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.alerts.log_scan import render as render_scan
 from bot.alerts.log_scan import scan_files
@@ -30,6 +30,7 @@ from bot.messages import Command, Conversation, User
 from bot.releases.match_rules import MatchRuleError
 from bot.releases.offline_cli import match_notes, notes_parse, sources_poll_once
 from bot.runtime.logconfig import Correlation, Redactor, configure, secret_values
+from bot.runtime.version import describe
 from bot.store.sql.base import StoreError
 from bot.vsphere.dump import dump_inventory
 
@@ -155,8 +156,23 @@ async def _say(settings: Settings, text: str, as_user: str | None, as_json: bool
     return 0 if reply.ok else 1
 
 
+class VersionAction(argparse.Action):
+    """``--version``: worked out only when asked (it may ask git), then exit."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        print(describe())
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="esxbot", description="ChatOps bot for VMware ESXi fleets")
+    p.add_argument("--version", action=VersionAction, nargs=0, help="print the version and git commit")
     p.add_argument("--config", help="YAML settings file (environment ESXBOT_* and .env override it)")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("run", help="run the bot (console demo when no chat platform is configured)")
