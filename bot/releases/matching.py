@@ -19,15 +19,33 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 
-from bot.builds import BuildCatalog, Containment
+from bot.builds import BuildCatalog, Containment, version_from_name, version_tuple
 from bot.model import BootKind, Fix, Host, Match, Release, Verdict
 from bot.releases.fact_index import FactIndex, rule_bits
 from bot.releases.match_rules import MatchRule, MatchRuleSet
 
-_RELEASE_RE = re.compile(r"\bESXi\s+(\d\.\d)(?:\s*(?:Update|U)\s*(\d[a-z]?)\b|([a-z])\b)?", re.IGNORECASE)
+_RELEASE_RE = re.compile(r"\bESXi\s+(\d+\.\d)(?:\s*(?:Update|U)\s*(\d[a-z]?)\b|([a-z])\b)?", re.IGNORECASE)
+# "Affected ESXi versions are 7.0 Update 3a, 7.0 Update 3, 7.0 Update 2d, and 7.0 Update 2c." names a set
+_AFFECTED_SET_RE = re.compile(
+    r"\baffected\s+(?:ESXi\s+)?(?:versions|releases|builds)\s+(?:are|include)\b:?(.*?)(?:\.(?:\s|$)|$)",
+    re.IGNORECASE | re.DOTALL,
+)
+_LISTED_RE = re.compile(
+    r"(?:\bESXi\s+)?\b(\d+\.\d)(?:\s*(?:Update|U)\s*(\d[a-z]?)\b|([a-z])\b)?", re.IGNORECASE
+)
 _FLASH = frozenset({"usb", "sd"})
 
 TRUE, FALSE, UNKNOWN = "true", "false", "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class NamedReleases:
+    """Releases a fix text names as a condition: hosts on one of them or newer (``exact=False``: "hosts
+    that run ESXi 7.0 Update 2d", "after upgrading to ESXi 7.0 Update 3"), or exactly on one of them
+    (``exact=True``: "Affected ESXi versions are 7.0 Update 3a, 7.0 Update 3 and 7.0 Update 2d")."""
+
+    names: tuple[str, ...]
+    exact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,24 +53,37 @@ class Conditions:
     """What a fix text states about the hosts it concerns."""
 
     rules: tuple[MatchRule, ...]
-    releases: frozenset[str]  # release names the text mentions, other than the release itself
+    releases: NamedReleases | None  # releases the text names, other than the release itself
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     verdict: Verdict
     reasons: tuple[str, ...]
+    missing: tuple[str, ...] = ()  # possibly-affected: what would decide it ("vSAN state unknown")
+
+
+def _release_name(line: str, update: str | None, letter: str | None) -> str:
+    return f"ESXi {line} Update {update.lower()}" if update else f"ESXi {line}{(letter or '').lower()}"
 
 
 def release_names(text: str, *, exclude: str | None = None) -> frozenset[str]:
-    names = set()
-    for m in _RELEASE_RE.finditer(text):
-        line, update, letter = m.groups()
-        names.add(
-            f"ESXi {line} Update {update.lower()}" if update else f"ESXi {line}{(letter or '').lower()}"
-        )
+    names = {_release_name(*m.groups()) for m in _RELEASE_RE.finditer(text)}
     names.discard(exclude or "")
     return frozenset(n for n in names if re.search(r"Update|\d[a-z]$", n))
+
+
+def named_releases(text: str, *, exclude: str | None = None) -> NamedReleases | None:
+    """The releases a text names as a condition; an "affected versions are …" list wins over names
+    elsewhere in the text ("later than ESXi 7.0 Update 2a")."""
+    listed = _AFFECTED_SET_RE.search(text)
+    if listed:
+        names = {_release_name(*m.groups()) for m in _LISTED_RE.finditer(listed.group(1))}
+        names = {n for n in names if re.search(r"Update|\d[a-z]$", n)}
+        if names:
+            return NamedReleases(tuple(sorted(names)), exact=True)
+    found = release_names(text, exclude=exclude)
+    return NamedReleases(tuple(sorted(found))) if found else None
 
 
 def conditions(fix: Fix, rules: MatchRuleSet, *, release_name: str | None = None) -> Conditions:
@@ -60,7 +91,7 @@ def conditions(fix: Fix, rules: MatchRuleSet, *, release_name: str | None = None
     found = [rule for rule in rules.rules if any(p.search(text) for p in rule.patterns)]
     dropped = {rid for rule in found for rid in rule.supersedes}
     kept = tuple(rule for rule in found if rule.id not in dropped)
-    return Conditions(kept, release_names(text, exclude=release_name))
+    return Conditions(kept, named_releases(text, exclude=release_name))
 
 
 def _hardware(host: Host) -> str:
@@ -101,6 +132,11 @@ def evaluate(rule: MatchRule, facts: HostFacts) -> tuple[str, str]:
         return FALSE, f"fix concerns {rule.label}; host is tagged {', '.join(sorted(tags & rule.not_tags))}"
     if tags & rule.tags:
         return TRUE, f"fix concerns {rule.label}; host is tagged {', '.join(sorted(tags & rule.tags))}"
+    fact = host.features.get(rule.feature) if rule.feature else None
+    if fact is not None:
+        if fact.present:
+            return TRUE, f"fix concerns {rule.label}; host uses it ({fact.source})"
+        return FALSE, f"fix concerns {rule.label}; host does not use it ({fact.source})"
     if rule.boot and boot.kind.value in rule.boot:
         return TRUE, f"host boots from {boot.describe()}"
     if drivers & rule.drivers:
@@ -137,22 +173,104 @@ def _absent(rule: MatchRule, host: Host, drivers: frozenset[str]) -> tuple[str, 
     return UNKNOWN, f"fix concerns {rule.label}; whether the host uses it is unknown{hint}"
 
 
-def evaluate_releases(named: frozenset[str], host: Host, catalog: BuildCatalog) -> tuple[str, str]:
-    listed = ", ".join(sorted(named))
+def _running(host: Host, catalog: BuildCatalog) -> tuple[str | None, str | None, int | None]:
+    """(release name, update-line version ``7.0.2``, build) of a host, each None when unknown."""
     known = catalog.lookup(host.build)
-    running = known.name if known else host.release_name
-    if running and running in named:
-        return TRUE, f"fix names {listed}; host runs {running} (build {host.build})"
-    lines = {re.sub(r"^ESXi (\d\.\d).*$", r"\1", n) for n in named}
-    line = known.line if known else (".".join(host.version.split(".")[:2]) if host.version else None)
-    if line and line not in lines:
-        return FALSE, f"fix names {listed}; host runs ESXi {line}"
-    return UNKNOWN, f"fix names {listed}; host runs {running or 'an unknown release'}"
+    if known is not None:
+        return known.name, known.version, known.build
+    version = host.version if host.version and version_tuple(host.version)[0] else None
+    return host.release_name, version, host.build
+
+
+def host_line(host: Host, catalog: BuildCatalog) -> str | None:
+    """The product line (major.minor, ``7.0``) a host runs, None when unknown."""
+    _, version, _ = _running(host, catalog)
+    return ".".join(version.split(".")[:2]) if version else None
+
+
+def _line_tuple(line: str) -> tuple[int, int]:
+    major, minor, _ = version_tuple(line)
+    return major, minor
+
+
+def _compare(host: Host, name: str, catalog: BuildCatalog) -> int | None:
+    """-1 when the host runs an older release than ``name``, 1 when it runs ``name`` or a newer one,
+    None when that cannot be told (an unknown build, or a build of the same update line without the
+    named release's build number)."""
+    _, version, build = _running(host, catalog)
+    named = catalog.find(name)
+    named_version = named.version if named else version_from_name(name)
+    if version is None or named_version is None:
+        return None
+    mine, theirs = version_tuple(version), version_tuple(named_version)
+    if mine != theirs:
+        return 1 if mine > theirs else -1
+    if build is None or named is None:
+        return None
+    return 1 if build >= named.build else -1
+
+
+def _same_release(a: str, b: str, catalog: BuildCatalog) -> bool:
+    known_a, known_b = catalog.find(a), catalog.find(b)
+    if known_a is not None and known_b is not None:
+        return known_a.build == known_b.build
+    return a.lower() == b.lower()
+
+
+def evaluate_releases(named: NamedReleases, host: Host, catalog: BuildCatalog) -> tuple[str, str]:
+    """A named-release condition on one host (see ``NamedReleases``)."""
+    running, version, build = _running(host, catalog)
+    listed = ", ".join(named.names)
+    what = running or (f"ESXi {version}" if version else "an unknown release")
+    runs = f"host runs {what}" + (f" (build {build})" if build else "")
+    if named.exact:
+        head = f"fix lists the affected versions {listed}"
+        if running and any(_same_release(running, n, catalog) for n in named.names):
+            return TRUE, f"{head}; {runs}"
+        if running or (version and all(version_from_name(n) != version for n in named.names)):
+            return FALSE, f"{head}; {runs}, not one of them"
+        return UNKNOWN, f"{head}; which of them the host runs is unknown ({runs})"
+    head = f"fix concerns hosts on {listed} or later"
+    order = [_compare(host, n, catalog) for n in named.names]
+    if 1 in order:
+        return TRUE, f"{head}; {runs}"
+    if order and all(o == -1 for o in order):
+        return FALSE, f"{head}; {runs}, an older release"
+    return UNKNOWN, f"{head}; whether the host's release is as new is unknown ({runs})"
+
+
+def older_line(host: Host, release: Release, catalog: BuildCatalog) -> str | None:
+    """Why ``release`` cannot concern ``host``: the host runs an older product line, which never installs
+    a newer line's patch. None when the lines are the same, newer or unknown."""
+    line = host_line(host, catalog)
+    if line is None or not release.line or _line_tuple(line) >= _line_tuple(release.line):
+        return None
+    return f"fix is in the {release.line} line; host runs {line} — a {line} release carries its own fixes"
+
+
+class SiblingFixes:
+    """Where else a PR was published, by product line: ``(pr, line)`` → release name."""
+
+    def __init__(self, releases: Sequence[Release] = ()) -> None:
+        self._by_pr: dict[tuple[str, str], str] = {}
+        for release in releases:
+            for fix in release.fixes:
+                self._by_pr.setdefault((fix.pr, release.line), release.name)
+
+    def line_reason(self, reason: str, pr: str, host: Host, catalog: BuildCatalog) -> str:
+        line = host_line(host, catalog)
+        sibling = self._by_pr.get((pr, line)) if line else None
+        return f"{reason}; PR {pr} is also in {sibling}, of the host's line" if sibling else reason
 
 
 def combine(
-    containment: Containment | None, states: Sequence[tuple[str, str]], has_conditions: bool
+    containment: Containment | None,
+    states: Sequence[tuple[str, str]],
+    has_conditions: bool,
+    facts: Sequence[str] = (),
 ) -> Outcome:
+    """The verdict from containment and condition states; ``facts`` names the fact each state looks at
+    (for ``Outcome.missing``)."""
     if containment is not None and containment.contained:
         return Outcome(Verdict.FIXED, (containment.reason,))
     build_reason = containment.reason if containment is not None else "host build is unknown"
@@ -160,12 +278,23 @@ def combine(
     if false:
         return Outcome(Verdict.NOT_AFFECTED, tuple(false))
     reasons = (*(reason for _, reason in states), build_reason)
+    if containment is None:
+        build_missing: tuple[str, ...] = ("host build unknown",)
+    elif containment.contained is None:
+        build_missing = ("whether the build already has the fix unknown",)
+    else:
+        build_missing = ()
     if not has_conditions:
         reasons = ("the fix text names no condition esxbot recognises", build_reason)
-        return Outcome(Verdict.POSSIBLY_AFFECTED, reasons)
+        return Outcome(Verdict.POSSIBLY_AFFECTED, reasons, (NO_CONDITION, *build_missing))
     if containment is not None and containment.contained is False and all(s == TRUE for s, _ in states):
         return Outcome(Verdict.AFFECTED, reasons)
-    return Outcome(Verdict.POSSIBLY_AFFECTED, reasons)
+    missing = tuple(
+        dict.fromkeys(
+            f"{fact} unknown" for (state, _), fact in zip(states, facts, strict=False) if state == UNKNOWN
+        )
+    )
+    return Outcome(Verdict.POSSIBLY_AFFECTED, reasons, (*missing, *build_missing))
 
 
 def _containment(host: Host, release: Release, catalog: BuildCatalog) -> Containment | None:
@@ -174,14 +303,35 @@ def _containment(host: Host, release: Release, catalog: BuildCatalog) -> Contain
     return catalog.contains(host.build, release, host_version=host.version)
 
 
-def match(fix: Fix, host: Host, release: Release, rules: MatchRuleSet, catalog: BuildCatalog) -> Match:
-    """One pair, for ``pr <number>`` and tests; fleets go through ``match_release``."""
+RELEASE_FACT = "the release the host runs"
+NO_CONDITION = "no condition esxbot recognises"
+
+
+def _facts_of(found: Conditions) -> list[str]:
+    return [rule.fact for rule in found.rules] + ([RELEASE_FACT] if found.releases else [])
+
+
+def match(
+    fix: Fix,
+    host: Host,
+    release: Release,
+    rules: MatchRuleSet,
+    catalog: BuildCatalog,
+    *,
+    others: Sequence[Release] = (),
+) -> Match:
+    """One pair, for ``pr <number>`` and tests; fleets go through ``match_release``. ``others``: further
+    known releases, to name where a fix for an older line was published."""
+    older = older_line(host, release, catalog)
+    if older is not None:
+        reason = SiblingFixes(others).line_reason(older, fix.pr, host, catalog)
+        return Match(fix.pr, host.name, Verdict.NOT_AFFECTED, (reason,), release.name, release.build)
     found = conditions(fix, rules, release_name=release.name)
     facts = HostFacts.of(host)
     states = [evaluate(rule, facts) for rule in found.rules]
     if found.releases:
         states.append(evaluate_releases(found.releases, host, catalog))
-    outcome = combine(_containment(host, release, catalog), states, bool(states))
+    outcome = combine(_containment(host, release, catalog), states, bool(states), _facts_of(found))
     return Match(fix.pr, host.name, outcome.verdict, outcome.reasons, release.name, release.build)
 
 
@@ -197,16 +347,23 @@ class _Explainer:
     """
 
     def __init__(
-        self, release: Release, hosts: Sequence[Host], rules: MatchRuleSet, catalog: BuildCatalog
+        self,
+        release: Release,
+        hosts: Sequence[Host],
+        rules: MatchRuleSet,
+        catalog: BuildCatalog,
+        siblings: SiblingFixes,
     ) -> None:
         self.release = release
         self.hosts = hosts
         self.names = [host.name for host in hosts]
         self._rules = rules
         self._catalog = catalog
+        self._siblings = siblings
         self._facts: dict[int, HostFacts] = {}
         self._states: dict[tuple[object, int], tuple[str, str]] = {}
         self._containment: dict[tuple[int | None, str | None], Containment | None] = {}
+        self._older: dict[tuple[int | None, str | None], str | None] = {}
 
     def positions(self, bits: int) -> Iterator[int]:
         return compress(range(len(self.hosts)), self.flags(bits))
@@ -220,15 +377,25 @@ class _Explainer:
             self._containment[key] = _containment(host, self.release, self._catalog)
         return self._containment[key]
 
-    def outcome(self, found: Conditions, position: int) -> Outcome:
+    def older_line(self, host: Host) -> str | None:
+        key = (host.build, host.version)
+        if key not in self._older:
+            self._older[key] = older_line(host, self.release, self._catalog)
+        return self._older[key]
+
+    def outcome(self, fix: Fix, found: Conditions, position: int) -> Outcome:
         host = self.hosts[position]
+        older = self.older_line(host)
+        if older is not None:
+            reason = self._siblings.line_reason(older, fix.pr, host, self._catalog)
+            return Outcome(Verdict.NOT_AFFECTED, (reason,))
         states = [self._state(rule, position) for rule in found.rules]
         if found.releases:
             key = (found.releases, position)
             if key not in self._states:
                 self._states[key] = evaluate_releases(found.releases, host, self._catalog)
             states.append(self._states[key])
-        return combine(self.containment(host), states, bool(states))
+        return combine(self.containment(host), states, bool(states), _facts_of(found))
 
     def _state(self, rule: MatchRule, position: int) -> tuple[str, str]:
         key = (rule, position)
@@ -262,7 +429,7 @@ class FixMatches:
         ]
 
     def outcome(self, position: int) -> Outcome:
-        return self.explainer.outcome(self.conditions, position)
+        return self.explainer.outcome(self.fix, self.conditions, position)
 
     @property
     def groups(self) -> tuple[tuple[Outcome, tuple[str, ...]], ...]:
@@ -295,20 +462,28 @@ class ReleaseMatches:
 
 
 def match_release(
-    release: Release, hosts: Sequence[Host], rules: MatchRuleSet, catalog: BuildCatalog
+    release: Release,
+    hosts: Sequence[Host],
+    rules: MatchRuleSet,
+    catalog: BuildCatalog,
+    *,
+    others: Sequence[Release] = (),
 ) -> ReleaseMatches:
     """Every fix of ``release`` against every host: the same verdicts as ``match`` per pair, by set
     arithmetic on host bitsets (conditions once per fix, facts once per host, no reasons)."""
     per_fix = [conditions(fix, rules, release_name=release.name) for fix in release.fixes]
     facts = FactIndex(hosts)
-    explainer = _Explainer(release, hosts, rules, catalog)
-    fixed = not_contained = 0
+    explainer = _Explainer(release, hosts, rules, catalog, SiblingFixes(others))
+    fixed = not_contained = older = 0
     named_sets = list(dict.fromkeys(c.releases for c in per_fix if c.releases))
     named_true = dict.fromkeys(named_sets, 0)
     named_false = dict.fromkeys(named_sets, 0)
     for build, version, release_name in facts.builds():
         bits = facts.bits("build", build, version, release_name)
         probe = Host("", build=build, version=version, release_name=release_name)
+        if explainer.older_line(probe) is not None:
+            older |= bits
+            continue
         containment = explainer.containment(probe)
         if containment is not None and containment.contained:
             fixed |= bits
@@ -321,20 +496,20 @@ def match_release(
             elif state == FALSE:
                 named_false[named] |= bits
     columns = {rule: rule_bits(rule, facts) for rule in dict.fromkeys(r for c in per_fix for r in c.rules)}
-    open_hosts = facts.all & ~fixed
+    open_hosts = facts.all & ~fixed & ~older
     results = []
     for fix, found in zip(release.fixes, per_fix, strict=True):
         cols = [columns[rule] for rule in found.rules]
         if found.releases:
             cols.append((named_true[found.releases], named_false[found.releases]))
         if not cols:
-            results.append(FixMatches(fix, found, (0, open_hosts, 0, fixed), explainer))
+            results.append(FixMatches(fix, found, (0, open_hosts, older, fixed), explainer))
             continue
         any_false, all_true = 0, facts.all
         for true, false in cols:
             any_false |= false
             all_true &= true
-        not_affected = open_hosts & any_false
+        not_affected = (open_hosts & any_false) | older
         affected = open_hosts & ~any_false & not_contained & all_true
         possibly = open_hosts & ~any_false & ~affected
         results.append(FixMatches(fix, found, (affected, possibly, not_affected, fixed), explainer))
