@@ -43,7 +43,7 @@ def test_an_older_line_is_not_affected_and_the_own_line_release_is_named() -> No
         Verdict.NOT_AFFECTED,
         ("fix is in the 8.0 line; host runs 7.0 — a 7.0 release carries its own fixes",),
     )
-    verdict, reasons = _one(text, seventy, R80U2, (own,))
+    reasons = _one(text, seventy, R80U2, (own,))[1]
     assert reasons[0].endswith("PR 1234567 is also in ESXi 7.0 Update 3c, of the host's line")
     assert _one(text, _host(14320388, boot_device=sd), U3C)[0] is Verdict.NOT_AFFECTED  # 6.7 host
     assert _one(text, _host(21495797, boot_device=sd), R80U2)[0] is Verdict.AFFECTED  # same line
@@ -62,7 +62,8 @@ def test_named_release_or_later() -> None:
     assert older == (
         Verdict.NOT_AFFECTED,
         (
-            "fix concerns hosts on ESXi 7.0 Update 2 or later; host runs ESXi 7.0 Update 1d (build 17551050), an older release",
+            "fix concerns hosts on ESXi 7.0 Update 2 or later; "
+            "host runs ESXi 7.0 Update 1d (build 17551050), an older release",
         ),
     )
     assert _one(text, _host(17867351))[0] is Verdict.AFFECTED  # 7.0 U2a, lacks U3c
@@ -70,7 +71,10 @@ def test_named_release_or_later() -> None:
 
 
 def test_named_release_set() -> None:
-    text = "Affected ESXi versions are 7.0 Update 3a, 7.0 Update 3, 7.0 Update 2d, and 7.0 Update 2c. Later than ESXi 7.0 Update 2a."
+    text = (
+        "Affected ESXi versions are 7.0 Update 3a, 7.0 Update 3, 7.0 Update 2d, and 7.0 Update 2c. "
+        "Later than ESXi 7.0 Update 2a."
+    )
     found = named_releases(text)
     assert found == NamedReleases(
         ("ESXi 7.0 Update 2c", "ESXi 7.0 Update 2d", "ESXi 7.0 Update 3", "ESXi 7.0 Update 3a"), exact=True
