@@ -15,10 +15,15 @@ from bot.model import Fix, Host, Release
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.service import ReleaseService
 from bot.vsphere.client import VSphere
-from bot.vsphere.host_retrieval import release_lookup
-from bot.vsphere.session import Endpoint
+from bot.vsphere import collect
+from bot.vsphere.host_retrieval import PROPERTY_SETS, release_lookup
+from bot.vsphere.hostprops import DECODERS
+from bot.vsphere.session import Endpoint, Session
+from bot.vsphere.soap import filter_spec, retrieve_request
+from bot.vsphere.soap_scan import scan_retrieve
 from handlers.releases import pr as pr_cmd
 from tests.fixtures.vcsim import Vcsim, VcsimFactory
+from tests.test_vsphere_inventory import _decoded_by_elementtree
 
 _PERC = {"device": "vmhba0", "driver": "lsi_mr3", "model": "PERC H730P Mini"}
 MODEL: dict[str, Any] = {
@@ -60,7 +65,12 @@ MODEL: dict[str, Any] = {
                 {"device": "vmhba65", "driver": "nvmetcp", "model": "VMware NVMe over TCP Storage Adapter"},
             ],
         },
-        {"name": "esx-vvol-04", "datastores": [{"name": "vvol-ds", "type": "VVOL"}]},
+        {
+            "name": "esx-vvol-04",
+            "datastores": [{"name": "vvol-ds", "type": "VVOL"}],
+            "sriov": True,
+            "nsx": True,
+        },
     ],
 }
 FLAGS = ("vsan", "ha", "drs", "iscsi", "nvmeof", "vvols", "vmotion", "pmem", "nsx", "sriov", "fcoe")
@@ -68,7 +78,7 @@ EXPECTED = {  # every other fact of FLAGS is false
     "esx-vsan-01": {"vsan", "ha", "vmotion"},
     "esx-iscsi-02": {"vsan", "ha", "iscsi"},
     "esx-nvmetcp-03": {"nvmeof"},
-    "esx-vvol-04": {"vvols"},
+    "esx-vvol-04": {"vvols", "sriov", "nsx"},
 }
 
 
@@ -142,3 +152,24 @@ async def test_pr_on_a_vsan_fix_names_where_the_fact_came_from(vcsim_factory: Vc
         == "fix concerns vSAN; host does not use it (vCenter: vSAN is not enabled on the host)"
     )
     await vc.close()
+
+
+def test_scanner_and_elementtree_agree_on_the_feature_paths(vcsim_factory: VcsimFactory) -> None:
+    lab = vcsim_factory(model=MODEL)
+    session = Session(
+        Endpoint("vc1", lab.host, lab.user, lab.password, port=lab.port, ca_file=str(lab.ca_file))
+    )
+    try:
+        view = collect._create_view(session)
+        payload = session.post(
+            retrieve_request(session.property_collector, filter_spec(view, PROPERTY_SETS), 1000)
+        )
+    finally:
+        session.close()
+    scanned = list(scan_retrieve(payload, DECODERS).objects)
+    assert scanned == _decoded_by_elementtree(payload)
+    by_name = {o.props.get("name"): o.props for o in scanned}
+    assert by_name["esx-vvol-04"]["config.network.opaqueSwitch"] == 1
+    assert by_name["esx-vvol-04"]["config.pciPassthruInfo"] is True
+    assert by_name["esx-vsan-01"]["config.virtualNicManagerInfo.netConfig"] == ("management", "vmotion")
+    assert by_name["vsan-ha"]["configuration.dasConfig.enabled"] is True
