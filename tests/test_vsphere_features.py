@@ -14,8 +14,8 @@ from bot.messages import Command, Conversation, Reply, Table, User
 from bot.model import Fix, Host, Release
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.service import ReleaseService
-from bot.vsphere.client import VSphere
 from bot.vsphere import collect
+from bot.vsphere.client import VSphere
 from bot.vsphere.host_retrieval import PROPERTY_SETS, release_lookup
 from bot.vsphere.hostprops import DECODERS
 from bot.vsphere.session import Endpoint, Session
