@@ -36,6 +36,8 @@ _LISTED_RE = re.compile(
 _FLASH = frozenset({"usb", "sd"})
 
 TRUE, FALSE, UNKNOWN = "true", "false", "unknown"
+RELEASE_FACT = "the release the host runs"
+NO_CONDITION = "no condition esxbot recognises"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class Conditions:
 
     rules: tuple[MatchRule, ...]
     releases: NamedReleases | None  # releases the text names, other than the release itself
+    unknowns: tuple[str, ...] = ()  # per condition (rules, then releases): "vSAN state unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,11 @@ def conditions(fix: Fix, rules: MatchRuleSet, *, release_name: str | None = None
     found = [rule for rule in rules.rules if any(p.search(text) for p in rule.patterns)]
     dropped = {rid for rule in found for rid in rule.supersedes}
     kept = tuple(rule for rule in found if rule.id not in dropped)
-    return Conditions(kept, named_releases(text, exclude=release_name))
+    named = named_releases(text, exclude=release_name)
+    unknowns = tuple(f"{rule.fact} unknown" for rule in kept) + (
+        (f"{RELEASE_FACT} unknown",) if named else ()
+    )
+    return Conditions(kept, named, unknowns)
 
 
 def _hardware(host: Host) -> str:
@@ -267,10 +274,10 @@ def combine(
     containment: Containment | None,
     states: Sequence[tuple[str, str]],
     has_conditions: bool,
-    facts: Sequence[str] = (),
+    unknowns: Sequence[str] = (),
 ) -> Outcome:
-    """The verdict from containment and condition states; ``facts`` names the fact each state looks at
-    (for ``Outcome.missing``)."""
+    """The verdict from containment and condition states; ``unknowns`` says, per state, what an
+    unknown one misses (for ``Outcome.missing``)."""
     if containment is not None and containment.contained:
         return Outcome(Verdict.FIXED, (containment.reason,))
     build_reason = containment.reason if containment is not None else "host build is unknown"
@@ -291,7 +298,7 @@ def combine(
         return Outcome(Verdict.AFFECTED, reasons)
     missing = tuple(
         dict.fromkeys(
-            f"{fact} unknown" for (state, _), fact in zip(states, facts, strict=False) if state == UNKNOWN
+            phrase for (state, _), phrase in zip(states, unknowns, strict=False) if state == UNKNOWN
         )
     )
     return Outcome(Verdict.POSSIBLY_AFFECTED, reasons, (*missing, *build_missing))
@@ -301,14 +308,6 @@ def _containment(host: Host, release: Release, catalog: BuildCatalog) -> Contain
     if host.build is None:
         return None
     return catalog.contains(host.build, release, host_version=host.version)
-
-
-RELEASE_FACT = "the release the host runs"
-NO_CONDITION = "no condition esxbot recognises"
-
-
-def _facts_of(found: Conditions) -> list[str]:
-    return [rule.fact for rule in found.rules] + ([RELEASE_FACT] if found.releases else [])
 
 
 def match(
@@ -331,7 +330,7 @@ def match(
     states = [evaluate(rule, facts) for rule in found.rules]
     if found.releases:
         states.append(evaluate_releases(found.releases, host, catalog))
-    outcome = combine(_containment(host, release, catalog), states, bool(states), _facts_of(found))
+    outcome = combine(_containment(host, release, catalog), states, bool(states), found.unknowns)
     return Match(fix.pr, host.name, outcome.verdict, outcome.reasons, release.name, release.build)
 
 
@@ -395,7 +394,7 @@ class _Explainer:
             if key not in self._states:
                 self._states[key] = evaluate_releases(found.releases, host, self._catalog)
             states.append(self._states[key])
-        return combine(self.containment(host), states, bool(states), _facts_of(found))
+        return combine(self.containment(host), states, bool(states), found.unknowns)
 
     def _state(self, rule: MatchRule, position: int) -> tuple[str, str]:
         key = (rule, position)
