@@ -171,5 +171,5 @@ def test_scanner_and_elementtree_agree_on_the_feature_paths(vcsim_factory: Vcsim
     by_name = {o.props.get("name"): o.props for o in scanned}
     assert by_name["esx-vvol-04"]["config.network.opaqueSwitch"] == 1
     assert by_name["esx-vvol-04"]["config.pciPassthruInfo"] is True
-    assert by_name["esx-vsan-01"]["config.virtualNicManagerInfo.netConfig"] == ("management", "vmotion")
+    assert by_name["esx-vsan-01"]["summary.config.vmotionEnabled"] is True
     assert by_name["vsan-ha"]["configuration.dasConfig.enabled"] is True

@@ -13,8 +13,8 @@ the inventory (bot/vsphere/host_retrieval.py):
 - SR-IOV from ``config.pciPassthruInfo`` (a ``HostSriovInfo`` with ``sriovEnabled``);
 - NSX from ``config.network.opaqueSwitch`` (N-VDS) and ``config.network.proxySwitch`` (``nsxtEnabled``: NSX on
   a vSphere Distributed Switch);
-- vMotion from ``config.virtualNicManagerInfo.netConfig`` (a vmkernel NIC selected for the ``vmotion``
-  service);
+- vMotion from ``summary.config.vmotionEnabled`` (a vmkernel NIC has the vMotion service; a leaf, where
+  ``config.virtualNicManagerInfo.netConfig`` would bring every service's candidate NICs, ~5 KB a host);
 - PMem and vVols from the types of the host's datastores (``datastore`` → ``Datastore.summary.type``
   ``PMEM``, ``VVOL``).
 RDM is not collected: it needs every VM's device list, far more than the inventory should fetch; it stays
@@ -34,7 +34,7 @@ from bot.vsphere.hostprops import Adapter
 
 FEATURE_HOST_PATHS = (
     "config.vsanHostConfig.enabled",
-    "config.virtualNicManagerInfo.netConfig",
+    "summary.config.vmotionEnabled",
     "config.pciPassthruInfo",
     "config.network.opaqueSwitch",
     "config.network.proxySwitch",
@@ -111,16 +111,11 @@ def host_features(
         facts["nsx"] = FeatureFact(True, f"vCenter: the host has {where}")
     else:
         facts["nsx"] = FeatureFact(False, "vCenter: no NSX host switch")
-    services = props.get("config.virtualNicManagerInfo.netConfig") or ()
-    facts["vmotion"] = FeatureFact(
-        "vmotion" in services,
-        "vCenter: "
-        + (
-            "a vmkernel NIC has the vMotion service"
-            if "vmotion" in services
-            else "no vmkernel NIC has vMotion"
-        ),
-    )
+    vmotion = props.get("summary.config.vmotionEnabled")
+    if isinstance(vmotion, bool):
+        facts["vmotion"] = FeatureFact(
+            vmotion, f"vCenter: vMotion is {'enabled' if vmotion else 'not enabled'} on the host"
+        )
     if datastore_types is not None:
         for feature, kind, label in (("pmem", "PMEM", "PMem"), ("vvols", "VVOL", "vVols")):
             present = kind in datastore_types

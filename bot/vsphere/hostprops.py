@@ -24,8 +24,7 @@ FIELDS = frozenset(
     {
         "device", "driver", "model", "volume", "mountInfo", "name", "type", "extent", "diskName",
         "mounted", "accessible", "fullFormattedMessage", "message",
-        "identifierValue", "identifierType", "key", "nicType", "selectedVnic", "sriovEnabled",
-        "nsxtEnabled",
+        "identifierValue", "identifierType", "key", "sriovEnabled", "nsxtEnabled",
     }
 )  # fmt: skip
 
@@ -77,7 +76,6 @@ _MODEL = tag(b"model")
 _MOUNTED = tag(b"mounted")
 _NAME = tag(b"name")
 _TYPE = tag(b"type")
-_NICTYPE = tag(b"nicType")
 _SRIOVENABLED = tag(b"sriovEnabled")
 
 
@@ -186,17 +184,6 @@ def _b_refs(buf: bytes, val: Span) -> tuple[MoRef, ...]:
     )
 
 
-def _b_vnic_services(buf: bytes, val: Span) -> tuple[str, ...]:
-    # nicType is a config's first field; a config with a <selectedVnic> has a vmkernel NIC on that
-    # service (candidateVnic entries hold no field of either name)
-    out = []
-    for item in children(buf, b"VirtualNicManagerNetConfig", val[1], val[2]):
-        nic_type = leaf(buf, _NICTYPE, item[1], item[2])
-        if nic_type and buf.find(b"<selectedVnic>", item[1], item[2]) >= 0:
-            out.append(nic_type)
-    return tuple(out)
-
-
 def _b_sriov(buf: bytes, val: Span) -> bool:
     return any(
         leaf(buf, _SRIOVENABLED, item[1], item[2]) == "true"
@@ -272,14 +259,6 @@ def _d_identifiers(raw: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _d_vnic_services(raw: Any) -> tuple[str, ...]:
-    return tuple(
-        str(c["nicType"])
-        for c in as_list(raw)
-        if isinstance(c, Data) and c.get("nicType") and as_list(c.get("selectedVnic"))
-    )
-
-
 def _d_sriov(raw: Any) -> bool:
     return any(isinstance(d, Data) and _flag(d.get("sriovEnabled"), False) for d in as_list(raw))
 
@@ -308,7 +287,7 @@ _STRUCTURED: dict[str, tuple[Decoder, Callable[[Any], Any]]] = {
     "parent": (_b_ref, lambda raw: raw),
     # feature facts (bot/vsphere/features.py)
     "config.vsanHostConfig.enabled": (_b_bool, _d_bool),
-    "config.virtualNicManagerInfo.netConfig": (_b_vnic_services, _d_vnic_services),
+    "summary.config.vmotionEnabled": (_b_bool, _d_bool),
     "config.pciPassthruInfo": (_b_sriov, _d_sriov),
     "config.network.opaqueSwitch": (_b_switches, lambda raw: len(as_list(raw))),
     "config.network.proxySwitch": (_b_nsxt, _d_nsxt),

@@ -15,7 +15,7 @@ package main
 // nics [{device, driver}], volumes [{name, type, device, partition, mounted, accessible}],
 // connection_state, power_state, in_maintenance, config_issues [{event_type_id, message,
 // severity}], overall_status, tags, vsan, vmotion, sriov, nsx (booleans: the host's vSAN
-// configuration, a vmkernel NIC selected for vMotion, an SR-IOV-enabled PCI device, an NSX opaque
+// configuration, vMotion enabled in the host summary, an SR-IOV-enabled PCI device, an NSX opaque
 // switch), datastores [{name, type}] (extra datastores the host mounts, e.g. type "VVOL" or
 // "PMEM"). Volume types: "vfat" (bootbanks), "VMFSOS" (OSDATA), "VMFS"; VMFS/VMFSOS volumes with a
 // device get an extent on that disk. HBA types: block (default), parallel, fc, iscsi, fcoe, rdma.
@@ -410,18 +410,8 @@ func applyFeatures(h *simulator.HostSystem, s HostSpec) {
 		vsan.Enabled = types.NewBool(*s.VSAN)
 		h.Config.VsanHostConfig = &vsan
 	}
-	if s.VMotion != nil && h.Config.VirtualNicManagerInfo != nil {
-		info := *h.Config.VirtualNicManagerInfo
-		info.NetConfig = append([]types.VirtualNicManagerNetConfig(nil), info.NetConfig...)
-		for i := range info.NetConfig {
-			if info.NetConfig[i].NicType == "vmotion" {
-				info.NetConfig[i].SelectedVnic = nil
-				if *s.VMotion && len(info.NetConfig[i].CandidateVnic) > 0 {
-					info.NetConfig[i].SelectedVnic = []string{info.NetConfig[i].CandidateVnic[0].Key}
-				}
-			}
-		}
-		h.Config.VirtualNicManagerInfo = &info
+	if s.VMotion != nil {
+		h.Summary.Config.VmotionEnabled = *s.VMotion
 	}
 	if s.SRIOV != nil {
 		h.Config.PciPassthruInfo = []types.BaseHostPciPassthruInfo{&types.HostSriovInfo{
