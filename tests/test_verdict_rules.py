@@ -139,14 +139,21 @@ async def test_check_pr_and_affected_say_what_is_undecided(make_bot: MakeBot, tm
     table = next(b for b in reply.blocks if isinstance(b, Table) and b.title and "Fixes" in b.title)
     assert {row[1] for row in table.rows} == {"affected"}
     more = next(t for t in texts if "might matter" in t)
-    assert "vSAN state unknown" in more and "`check esx01 --all`" in more
+    assert "no condition esxbot recognises (11)" in more and "`check esx01 --all`" in more
     full = await bot.say("check esx01 --all")
     table = next(b for b in full.blocks if isinstance(b, Table) and b.title and "Fixes" in b.title)
     assert {row[1] for row in table.rows} == {"affected", "possibly-affected"}
     assert not any("might matter" in b.text for b in full.blocks if isinstance(b, Text))
 
-    vsan_pr = await bot.say("pr 2771730")
+    vsan_pr = await bot.say("pr 2771730")  # the demo inventory lists features: esx01 has no vSAN
     rows = {row[0]: row for b in vsan_pr.blocks if isinstance(b, Table) for row in b.rows}
-    assert rows["esx01"][1:3] == ("possibly-affected", "vSAN state unknown")
+    assert rows["esx01"][1:4] == (
+        "not-affected",
+        "-",
+        "fix concerns vSAN; host does not use it (the inventory file's features list)",
+    )
+    generic = await bot.say("pr 2680197")
+    rows = {row[0]: row for b in generic.blocks if isinstance(b, Table) for row in b.rows}
+    assert rows["esx01"][1:3] == ("possibly-affected", "no condition esxbot recognises")
     affected = await bot.say("affected 7.0 U2c")
-    assert "vSAN state unknown" in affected.data["undecided"]["esx01.lab.local"]
+    assert "boot device kind (sd) unknown" in affected.data["undecided"]["esx01.lab.local"]

@@ -47,12 +47,12 @@ class MatchRule:
         if self.feature:
             return f"{self.label} state"
         if self.boot:
-            return "boot device"
+            return f"boot device kind ({'/'.join(sorted(self.boot))})"
         if self.vendors or self.models:
             return "hardware make"
         if self.drivers:
             return "loaded drivers"
-        return f"{'/'.join(sorted(self.tags)) or self.id} tag"
+        return f"{self.label} ({'/'.join(sorted(self.tags)) or self.id} tag)"
 
 
 @dataclass(frozen=True, slots=True)
