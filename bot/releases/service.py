@@ -67,10 +67,14 @@ def bundled_releases() -> list[Release]:
 UNDECIDED_NAMED = 4  # a summary names this many open facts, then counts the rest
 
 
-def undecided_phrase(outcomes: Sequence[Outcome]) -> str:
-    """What keeps possibly-affected pairs open, most common first: ``vSAN state unknown (2), …``."""
+def undecided_phrase(outcomes: Sequence[Outcome], unit: str = "") -> str:
+    """What keeps possibly-affected pairs open, most common first: ``vSAN state unknown (2), …``;
+    ``unit`` names what the counts count (``pairs``)."""
     counts = Counter(fact for outcome in outcomes for fact in outcome.missing).most_common()
-    named = ", ".join(fact + (f" ({n})" if n > 1 else "") for fact, n in counts[:UNDECIDED_NAMED])
+    named = ", ".join(
+        fact + (f" ({n}{' ' + unit if unit else ''})" if n > 1 else "")
+        for fact, n in counts[:UNDECIDED_NAMED]
+    )
     rest = len(counts) - UNDECIDED_NAMED
     return named + (f" and {rest} more" if rest > 0 else "")
 
@@ -202,8 +206,10 @@ class ReleaseService:
         lines: list[tuple[str, str, str]] = []
         possibly_hosts: set[str] = set()
         possibly_fixes: list[Outcome] = []
+        per_host: Counter[str] = Counter()
         for fm in result.fixes:
             affected = fm.hosts(Verdict.AFFECTED)
+            per_host.update(affected)
             if affected:
                 lines.append((f"PR {fm.fix.pr}", f"affects {hosts_phrase(affected)}", fm.fix.title[:100]))
             for position in fm.explainer.positions(fm.bits[1]):
@@ -213,6 +219,11 @@ class ReleaseService:
         possibly_count = sum(1 for fm in result.fixes if fm.bits[1] and not fm.bits[0])
         summary = f"{head}; {len(lines)} affect your hosts, {possibly_count} more may."
         blocks: list[Block] = [Text(summary, Style.WARNING if lines else Style.PLAIN)]
+        if per_host:
+            ranked = sorted(per_host.items(), key=lambda kv: (-kv[1], kv[0]))
+            named = [f"{h.split('.')[0]} ({n} fix{'es' if n > 1 else ''})" for h, n in ranked[:HOSTS_NAMED]]
+            rest = f" and {len(ranked) - HOSTS_NAMED} more" if len(ranked) > HOSTS_NAMED else ""
+            blocks.append(Text(f"Affected hosts: {', '.join(named)}{rest}."))
         if lines:
             blocks.append(Table(("PR", "hosts", "title"), tuple(lines[:FIXES_LISTED])))
         if len(lines) > FIXES_LISTED:
@@ -220,8 +231,8 @@ class ReleaseService:
         if possibly_hosts:
             blocks.append(
                 Text(
-                    f"Possibly affected: {hosts_phrase(sorted(possibly_hosts))} "
-                    f"({undecided_phrase(possibly_fixes)}): `affected {release.name}` says per host."
+                    f"Possibly affected: {hosts_phrase(sorted(possibly_hosts))}; undecided by "
+                    f"{undecided_phrase(possibly_fixes, 'pairs')}. `affected {release.name}` says per host."
                 )
             )
         if release.notes_url and not release.notes_url.startswith("bundled:"):
