@@ -144,7 +144,12 @@ async def affected(ctx: Context, *ref: str) -> Reply:
             undecided.setdefault(host, {}).update(dict.fromkeys(fm.outcome(position).missing))
     if not per_host:
         return Reply.text(f"No host is affected by {release.name}'s fixes.", style=Style.SUCCESS)
-    ranked = sorted(per_host.items(), key=lambda kv: (-sum(not p.endswith("?") for p in kv[1]), kv[0]))
+    ranked = [  # hosts with the most affected fixes first; each host's affected PRs before the "?" ones
+        (host, sorted(prs, key=lambda p: p.endswith("?")))
+        for host, prs in sorted(
+            per_host.items(), key=lambda kv: (-sum(not p.endswith("?") for p in kv[1]), kv[0])
+        )
+    ]
     rows = tuple(
         (h.split(".")[0], str(len(prs)), hosts_phrase(prs), _unknown(tuple(undecided.get(h, ()))))
         for h, prs in ranked
