@@ -10,7 +10,8 @@ import pytest
 from bot.builds import BuildCatalog
 from bot.model import FEATURES, BootDevice, BootKind, FeatureFact, Fix, Host, Release, Verdict
 from bot.releases.match_rules import MatchRuleSet
-from bot.releases.matching import VERDICT_ORDER, host_line, match, match_release
+from bot.releases.matching import VERDICT_ORDER, match, match_release
+from bot.releases.release_conditions import host_line
 
 TEXTS = [
     "Hosts that boot from USB might lose the bootbank",

@@ -13,9 +13,11 @@ from bot.inventory.static_file import InventoryError, build_lookup, parse_invent
 from bot.messages import Table, Text
 from bot.model import BootDevice, BootKind, Fix, Host, Release, Verdict
 from bot.releases.match_rules import MatchRuleError, MatchRuleSet, parse_rules
-from bot.releases.matching import NamedReleases, match, named_releases
+from bot.releases.matching import match
+from bot.releases.release_conditions import NamedReleases, named_releases
 from handlers import ALL
 from tests.fixtures.bot import MakeBot
+from tests.shared_data import shared_file
 
 CATALOG = BuildCatalog.bundled()
 RULES = MatchRuleSet.bundled()
@@ -84,6 +86,19 @@ def test_named_release_set() -> None:
     assert verdict is Verdict.NOT_AFFECTED and reasons[0].endswith("not one of them")
     assert _one(text, _host(version="7.0.3"))[0] is Verdict.POSSIBLY_AFFECTED
     assert _one(text, _host(version="7.0.1"))[0] is Verdict.NOT_AFFECTED
+
+
+def test_the_real_i40en_statement_names_a_set() -> None:
+    """The sentence shape of VMware's i40en/i40enu note (../shared/data/notes), read, not copied."""
+    fragments = shared_file("notes/release-note-fragments.txt").read_text(encoding="utf-8")
+    statement = next(line for line in fragments.splitlines() if "Affected ESXi versions are" in line)
+    found = named_releases(statement.replace("**", ""))
+    assert found == NamedReleases(
+        ("ESXi 7.0 Update 2c", "ESXi 7.0 Update 2d", "ESXi 7.0 Update 3", "ESXi 7.0 Update 3a"), exact=True
+    )
+    i40en = {"drivers": {"i40en": "1.10"}}
+    assert _one(statement, _host(18538813, **i40en))[0] is Verdict.AFFECTED  # 7.0 U2d
+    assert _one(statement, _host(19290878, **i40en))[0] is Verdict.NOT_AFFECTED  # 7.0 U2e, later than U2a
 
 
 def test_features_decide_rules_and_nvme_over_fabrics_is_not_any_nvme() -> None:

@@ -1,7 +1,8 @@
 """Fix × host → verdict with reasons. Pure: no I/O, no clock; rules and the build catalog are passed in.
 
 Verdicts: ``fixed`` (the host build already contains the release), ``not-affected`` (a condition of the
-fix text is known false for the host), ``affected`` (every condition known true and the host lacks the
+fix text is known false for the host, or the host runs an older product line than the release: see
+``bot.releases.release_conditions``), ``affected`` (every condition known true and the host lacks the
 release), ``possibly-affected`` (anything else: an unknown condition, no recognised condition, or a
 build whose containment cannot be decided).
 
@@ -14,40 +15,29 @@ the hosts look like. Reasons are sentences built only for the pairs someone read
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 
-from bot.builds import BuildCatalog, Containment, version_from_name, version_tuple
+from bot.builds import BuildCatalog, Containment
 from bot.model import BootKind, Fix, Host, Match, Release, Verdict
 from bot.releases.fact_index import FactIndex, rule_bits
 from bot.releases.match_rules import MatchRule, MatchRuleSet
+from bot.releases.release_conditions import (
+    FALSE,
+    TRUE,
+    UNKNOWN,
+    NamedReleases,
+    SiblingFixes,
+    evaluate_releases,
+    named_releases,
+    older_line,
+)
 
-_RELEASE_RE = re.compile(r"\bESXi\s+(\d+\.\d)(?:\s*(?:Update|U)\s*(\d[a-z]?)\b|([a-z])\b)?", re.IGNORECASE)
-# "Affected ESXi versions are 7.0 Update 3a, 7.0 Update 3, 7.0 Update 2d, and 7.0 Update 2c." names a set
-_AFFECTED_SET_RE = re.compile(
-    r"\baffected\s+(?:ESXi\s+)?(?:versions|releases|builds)\s+(?:are|include)\b:?(.*?)(?:\.(?:\s|$)|$)",
-    re.IGNORECASE | re.DOTALL,
-)
-_LISTED_RE = re.compile(
-    r"(?:\bESXi\s+)?\b(\d+\.\d)(?:\s*(?:Update|U)\s*(\d[a-z]?)\b|([a-z])\b)?", re.IGNORECASE
-)
 _FLASH = frozenset({"usb", "sd"})
 
-TRUE, FALSE, UNKNOWN = "true", "false", "unknown"
 RELEASE_FACT = "the release the host runs"
 NO_CONDITION = "no condition esxbot recognises"
-
-
-@dataclass(frozen=True, slots=True)
-class NamedReleases:
-    """Releases a fix text names as a condition: hosts on one of them or newer (``exact=False``: "hosts
-    that run ESXi 7.0 Update 2d", "after upgrading to ESXi 7.0 Update 3"), or exactly on one of them
-    (``exact=True``: "Affected ESXi versions are 7.0 Update 3a, 7.0 Update 3 and 7.0 Update 2d")."""
-
-    names: tuple[str, ...]
-    exact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,29 +54,6 @@ class Outcome:
     verdict: Verdict
     reasons: tuple[str, ...]
     missing: tuple[str, ...] = ()  # possibly-affected: what would decide it ("vSAN state unknown")
-
-
-def _release_name(line: str, update: str | None, letter: str | None) -> str:
-    return f"ESXi {line} Update {update.lower()}" if update else f"ESXi {line}{(letter or '').lower()}"
-
-
-def release_names(text: str, *, exclude: str | None = None) -> frozenset[str]:
-    names = {_release_name(*m.groups()) for m in _RELEASE_RE.finditer(text)}
-    names.discard(exclude or "")
-    return frozenset(n for n in names if re.search(r"Update|\d[a-z]$", n))
-
-
-def named_releases(text: str, *, exclude: str | None = None) -> NamedReleases | None:
-    """The releases a text names as a condition; an "affected versions are …" list wins over names
-    elsewhere in the text ("later than ESXi 7.0 Update 2a")."""
-    listed = _AFFECTED_SET_RE.search(text)
-    if listed:
-        names = {_release_name(*m.groups()) for m in _LISTED_RE.finditer(listed.group(1))}
-        names = {n for n in names if re.search(r"Update|\d[a-z]$", n)}
-        if names:
-            return NamedReleases(tuple(sorted(names)), exact=True)
-    found = release_names(text, exclude=exclude)
-    return NamedReleases(tuple(sorted(found))) if found else None
 
 
 def conditions(fix: Fix, rules: MatchRuleSet, *, release_name: str | None = None) -> Conditions:
@@ -178,96 +145,6 @@ def _absent(rule: MatchRule, host: Host, drivers: frozenset[str]) -> tuple[str, 
         return FALSE, f"fix concerns {rule.label}; host loads none of {', '.join(sorted(rule.drivers))}"
     hint = f" (no {'/'.join(sorted(rule.tags))} tag)" if rule.tags else ""
     return UNKNOWN, f"fix concerns {rule.label}; whether the host uses it is unknown{hint}"
-
-
-def _running(host: Host, catalog: BuildCatalog) -> tuple[str | None, str | None, int | None]:
-    """(release name, update-line version ``7.0.2``, build) of a host, each None when unknown."""
-    known = catalog.lookup(host.build)
-    if known is not None:
-        return known.name, known.version, known.build
-    version = host.version if host.version and version_tuple(host.version)[0] else None
-    return host.release_name, version, host.build
-
-
-def host_line(host: Host, catalog: BuildCatalog) -> str | None:
-    """The product line (major.minor, ``7.0``) a host runs, None when unknown."""
-    _, version, _ = _running(host, catalog)
-    return ".".join(version.split(".")[:2]) if version else None
-
-
-def _line_tuple(line: str) -> tuple[int, int]:
-    major, minor, _ = version_tuple(line)
-    return major, minor
-
-
-def _compare(host: Host, name: str, catalog: BuildCatalog) -> int | None:
-    """-1 when the host runs an older release than ``name``, 1 when it runs ``name`` or a newer one,
-    None when that cannot be told (an unknown build, or a build of the same update line without the
-    named release's build number)."""
-    _, version, build = _running(host, catalog)
-    named = catalog.find(name)
-    named_version = named.version if named else version_from_name(name)
-    if version is None or named_version is None:
-        return None
-    mine, theirs = version_tuple(version), version_tuple(named_version)
-    if mine != theirs:
-        return 1 if mine > theirs else -1
-    if build is None or named is None:
-        return None
-    return 1 if build >= named.build else -1
-
-
-def _same_release(a: str, b: str, catalog: BuildCatalog) -> bool:
-    known_a, known_b = catalog.find(a), catalog.find(b)
-    if known_a is not None and known_b is not None:
-        return known_a.build == known_b.build
-    return a.lower() == b.lower()
-
-
-def evaluate_releases(named: NamedReleases, host: Host, catalog: BuildCatalog) -> tuple[str, str]:
-    """A named-release condition on one host (see ``NamedReleases``)."""
-    running, version, build = _running(host, catalog)
-    listed = ", ".join(named.names)
-    what = running or (f"ESXi {version}" if version else "an unknown release")
-    runs = f"host runs {what}" + (f" (build {build})" if build else "")
-    if named.exact:
-        head = f"fix lists the affected versions {listed}"
-        if running and any(_same_release(running, n, catalog) for n in named.names):
-            return TRUE, f"{head}; {runs}"
-        if running or (version and all(version_from_name(n) != version for n in named.names)):
-            return FALSE, f"{head}; {runs}, not one of them"
-        return UNKNOWN, f"{head}; which of them the host runs is unknown ({runs})"
-    head = f"fix concerns hosts on {listed} or later"
-    order = [_compare(host, n, catalog) for n in named.names]
-    if 1 in order:
-        return TRUE, f"{head}; {runs}"
-    if order and all(o == -1 for o in order):
-        return FALSE, f"{head}; {runs}, an older release"
-    return UNKNOWN, f"{head}; whether the host's release is as new is unknown ({runs})"
-
-
-def older_line(host: Host, release: Release, catalog: BuildCatalog) -> str | None:
-    """Why ``release`` cannot concern ``host``: the host runs an older product line, which never installs
-    a newer line's patch. None when the lines are the same, newer or unknown."""
-    line = host_line(host, catalog)
-    if line is None or not release.line or _line_tuple(line) >= _line_tuple(release.line):
-        return None
-    return f"fix is in the {release.line} line; host runs {line} — a {line} release carries its own fixes"
-
-
-class SiblingFixes:
-    """Where else a PR was published, by product line: ``(pr, line)`` → release name."""
-
-    def __init__(self, releases: Sequence[Release] = ()) -> None:
-        self._by_pr: dict[tuple[str, str], str] = {}
-        for release in releases:
-            for fix in release.fixes:
-                self._by_pr.setdefault((fix.pr, release.line), release.name)
-
-    def line_reason(self, reason: str, pr: str, host: Host, catalog: BuildCatalog) -> str:
-        line = host_line(host, catalog)
-        sibling = self._by_pr.get((pr, line)) if line else None
-        return f"{reason}; PR {pr} is also in {sibling}, of the host's line" if sibling else reason
 
 
 def combine(
