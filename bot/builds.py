@@ -220,7 +220,7 @@ class BuildCatalog:
             return Containment(False, f"host build {host_build} is older than {release.build}")
         if h_tuple < r_tuple:
             return Containment(
-                False, f"host runs {h_version} (build {host_build}), an older line than {r_version}"
+                False, f"host runs {h_version} (build {host_build}), an older update line than {r_version}"
             )
         h_date = host.release_date if host else None
         if h_date and release.release_date:

@@ -68,12 +68,28 @@ class PowerState(StrEnum):
     UNKNOWN = "unknown"
 
 
+FEATURES = ("vsan", "ha", "drs", "iscsi", "fcoe", "sriov", "pmem", "vvols", "nsx", "vmotion", "rdm", "nvmeof")
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureFact:
+    """Whether a host uses one of ``FEATURES``, and where that was learnt (a phrase a person can check)."""
+
+    present: bool
+    source: str  # "the inventory file's features list", "vCenter: cluster prod-a has HA enabled"
+
+
+def _no_features() -> Mapping[str, FeatureFact]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Host:
     """One ESXi host, from vCenter or from a static inventory file.
 
-    ``drivers`` maps driver name to version ("" when the version is unknown); ``extra`` keeps
-    fields of the inventory file that esxbot does not know, so nothing a user wrote is lost.
+    ``drivers`` maps driver name to version ("" when the version is unknown); ``features`` holds the
+    known ones of ``FEATURES`` (a feature not in it is unknown); ``extra`` keeps fields of the
+    inventory file that esxbot does not know, so nothing a user wrote is lost.
     """
 
     name: str
@@ -100,6 +116,7 @@ class Host:
     address: str | None = None  # management IP, used to map syslog sources to hosts
     source: str = "static"  # "static", "vcenter:<name>", "demo"
     extra: Mapping[str, Any] = field(default_factory=_empty_map)
+    features: Mapping[str, FeatureFact] = field(default_factory=_no_features)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,4 +262,8 @@ def host_to_dict(host: Host) -> dict[str, Any]:
         "vm_count": host.vm_count,
         "address": host.address,
         "source": host.source,
+        "features": {
+            name: {"present": fact.present, "source": fact.source}
+            for name, fact in sorted(host.features.items())
+        },
     }

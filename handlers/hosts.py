@@ -128,8 +128,12 @@ def _warnings(host: Host) -> list[Block]:
     return out
 
 
-@command("check", help="Status card of a host, a cluster, or all hosts", role=Role.VIEWER)
-async def check(ctx: Context, target: Annotated[Target, TargetArg()]) -> Reply:
+@command(
+    "check",
+    help="Status card of a host, a cluster, or all hosts; `--all` lists the fixes that only might matter too",
+    role=Role.VIEWER,
+)
+async def check(ctx: Context, target: Annotated[Target, TargetArg()], *, all: bool = False) -> Reply:
     services = ctx.services
     now = services.clock.now()
     blocks: list[Block] = []
@@ -152,7 +156,7 @@ async def check(ctx: Context, target: Annotated[Target, TargetArg()]) -> Reply:
             blocks.append(card(host, now))
             blocks.extend(_warnings(host))
             for notes in services.host_notes:
-                blocks.extend(await notes(host))
+                blocks.extend(await notes(host, expand=all))
     else:
         problems = [h for h in chosen if _warnings(h)]
         rows = tuple(

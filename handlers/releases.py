@@ -12,7 +12,7 @@ from bot.command.context import Context
 from bot.command.spec import command
 from bot.messages import Block, Fields, Reply, Style, Table, Text
 from bot.model import Release, Verdict
-from bot.releases.matching import FixMatches
+from bot.releases.matching import VERDICT_ORDER, FixMatches
 from bot.releases.service import MATTERS, ReleaseService, freshness, hosts_phrase
 
 
@@ -152,7 +152,7 @@ async def pr(ctx: Context, number: str) -> Reply:
     release, fix = found[0]
     result = service.match(replace(release, fixes=(fix,)))
     rows = tuple(
-        (host.split(".")[0], outcome.verdict.value, "; ".join(outcome.reasons))
+        (host.split(".")[0], outcome.verdict.value, _unknown(outcome.missing), "; ".join(outcome.reasons))
         for outcome, hosts in result.fixes[0].groups
         for host in hosts
     )
@@ -167,7 +167,7 @@ async def pr(ctx: Context, number: str) -> Reply:
     )
     return Reply(
         summary=summary,
-        blocks=(card, Table(("host", "verdict", "reasons"), rows, title=summary)),
+        blocks=(card, Table(("host", "verdict", "undecided by", "reasons"), rows, title=summary)),
         data={"pr": fix.pr, "release": release.name, "verdicts": {r[0]: r[1] for r in rows}},
     )
 
@@ -188,22 +188,42 @@ async def affected(ctx: Context, *ref: str) -> Reply:
             return Reply.text(f"No release or PR `{text}` is known.", style=Style.WARNING, ok=False)
         release = found
     per_host: dict[str, list[str]] = {}
+    undecided: dict[str, dict[str, None]] = {}
     for fm in service.match(release).fixes:
-        for verdict in MATTERS:
-            mark = "" if verdict is Verdict.AFFECTED else "?"
-            for host in fm.hosts(verdict):
-                per_host.setdefault(host, []).append(f"{fm.fix.pr}{mark}")
+        for host in fm.hosts(Verdict.AFFECTED):
+            per_host.setdefault(host, []).append(fm.fix.pr)
+        for position in fm.explainer.positions(fm.bits[VERDICT_ORDER.index(Verdict.POSSIBLY_AFFECTED)]):
+            host = fm.explainer.names[position]
+            per_host.setdefault(host, []).append(f"{fm.fix.pr}?")
+            undecided.setdefault(host, {}).update(dict.fromkeys(fm.outcome(position).missing))
     if not per_host:
         return Reply.text(f"No host is affected by {release.name}'s fixes.", style=Style.SUCCESS)
-    ranked = sorted(per_host.items(), key=lambda kv: (-sum(not p.endswith("?") for p in kv[1]), kv[0]))
-    rows = tuple((h.split(".")[0], str(len(prs)), hosts_phrase(prs)) for h, prs in ranked)
+    ranked = [  # hosts with the most affected fixes first; each host's affected PRs before the "?" ones
+        (host, sorted(prs, key=lambda p: p.endswith("?")))
+        for host, prs in sorted(
+            per_host.items(), key=lambda kv: (-sum(not p.endswith("?") for p in kv[1]), kv[0])
+        )
+    ]
+    rows = tuple(
+        (h.split(".")[0], str(len(prs)), hosts_phrase(prs), _unknown(tuple(undecided.get(h, ()))))
+        for h, prs in ranked
+    )
     hosts_word = "host has" if len(rows) == 1 else "hosts have"
     summary = f"{len(rows)} {hosts_word} fixes that matter in {release.name} (? = possibly)"
     return Reply(
         summary=summary,
-        blocks=(Table(("host", "fixes", "PRs"), rows, title=summary),),
-        data={"release": release.name, "hosts": dict(ranked)},
+        blocks=(Table(("host", "fixes", "PRs", "? undecided by"), rows, title=summary),),
+        data={
+            "release": release.name,
+            "hosts": dict(ranked),
+            "undecided": {h: list(facts) for h, facts in undecided.items()},
+        },
     )
+
+
+def _unknown(facts: tuple[str, ...]) -> str:
+    """The facts that would decide a possibly-affected verdict: what to tag, or what vCenter did not tell."""
+    return ", ".join(facts) or "-"
 
 
 def _rank(verdict: str) -> int:

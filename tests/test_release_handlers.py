@@ -13,7 +13,7 @@ from bot.builds import BuildCatalog
 from bot.clock import FakeClock
 from bot.inventory.merged import StaticInventory
 from bot.inventory.static_file import parse_inventory
-from bot.messages import Command, Conversation, Reply, Table, User
+from bot.messages import Command, Conversation, Reply, Table, Text, User
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.service import ReleaseAnnouncer, ReleaseService, bundled_releases
 from handlers.releases import affected as affected_cmd
@@ -96,4 +96,8 @@ async def test_check_notes_and_announcement(service: ReleaseService) -> None:
     assert "ESXi 7.0 Update 2c (build 18426014, 2021-08-24)" in reply.summary
     table = next(b for b in reply.blocks if isinstance(b, Table))
     assert ("PR 2777003", "affects esx01, esx02") in {row[:2] for row in table.rows}
-    assert all(row[1].startswith("affects") for row in table.rows[:2])
+    assert all(row[1].startswith("affects") for row in table.rows)
+    texts = [b.text for b in reply.blocks if isinstance(b, Text)]
+    assert texts[1].startswith("Affected hosts: prod-c1-h01 (5 fixes), esx01 (4 fixes)")
+    possibly = next(t for t in texts if t.startswith("Possibly affected:"))
+    assert "undecided by no condition esxbot recognises (55 pairs)" in possibly

@@ -51,9 +51,10 @@ class CommandInfo(Protocol):
 
 
 class HostNotes(Protocol):
-    """Adds blocks to a host's ``check`` card (pending fixes, open alerts, running jobs)."""
+    """Adds blocks to a host's ``check`` card (pending fixes, open alerts, running jobs); ``expand``:
+    the user asked for everything (``check <host> --all``)."""
 
-    async def __call__(self, host: Host) -> Sequence[Block]: ...
+    async def __call__(self, host: Host, *, expand: bool = False) -> Sequence[Block]: ...
 
 
 class ConfirmGate(Protocol):

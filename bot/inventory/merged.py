@@ -56,8 +56,8 @@ class MergedInventory:
     """Live sources first; the static file fills in what the API cannot know and adds hosts.
 
     A static entry for a host that vCenter also reports contributes tags, a boot-device override
-    (when vCenter's is unknown or the file says so explicitly) and address; vCenter wins for facts
-    it measures (build, states).
+    (when vCenter's is unknown or the file says so explicitly), address and the features vCenter
+    cannot tell (RDM); vCenter wins for facts it measures (build, states, features it reports).
     """
 
     def __init__(self, live: Sequence[Inventory], static: Inventory | None) -> None:
@@ -84,6 +84,7 @@ class MergedInventory:
                     address=live.address or host.address,
                     boot_device=boot or live.boot_device,
                     extra={**host.extra, **live.extra},
+                    features={**host.features, **live.features},
                 )
         return tuple(sorted(merged.values(), key=lambda h: h.name.lower()))
 

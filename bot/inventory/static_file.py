@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from bot.builds import BuildCatalog
-from bot.model import BootDevice, BootKind, ConnectionState, Host, PowerState
+from bot.model import FEATURES, BootDevice, BootKind, ConnectionState, FeatureFact, Host, PowerState
 
 BuildLookup = Callable[[int], tuple[str | None, str | None] | None]  # build → (version, release name)
 
@@ -42,6 +42,7 @@ KNOWN = {
     "config_issues",
     "vm_count",
     "address",
+    "features",
 }
 
 
@@ -87,6 +88,23 @@ def _drivers(value: Any, where: str) -> dict[str, str]:
     if isinstance(value, Mapping):
         return {str(k).strip(): "" if v is None else str(v) for k, v in value.items()}
     raise InventoryError(f"{where}: expected a list of driver names or a name → version mapping")
+
+
+FEATURES_SOURCE = "the inventory file's features list"
+
+
+def _features(value: Any, where: str) -> dict[str, FeatureFact]:
+    """A ``features:`` list is complete: what it names is present, every other feature absent (an
+    empty key too). Without the key nothing is known."""
+    if value is None:
+        value = []
+    if not isinstance(value, list):
+        raise InventoryError(f"{where}: expected a list of features ({', '.join(FEATURES)})")
+    named = {str(f).strip().lower() for f in value}
+    unknown = sorted(named - set(FEATURES))
+    if unknown:
+        raise InventoryError(f"{where}: unknown feature {unknown[0]!r}; known: {', '.join(FEATURES)}")
+    return {name: FeatureFact(name in named, FEATURES_SOURCE) for name in FEATURES}
 
 
 def _bool(value: Any, where: str) -> bool | None:
@@ -172,6 +190,7 @@ def parse_host(entry: Any, where: str, lookup: BuildLookup | None = None) -> Hos
         vm_count=vm_count,
         address=_str(entry.get("address"), f"{where}.address"),
         extra=extra,
+        features=_features(entry["features"], f"{where}.features") if "features" in entry else {},
     )
 
 

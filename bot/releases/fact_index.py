@@ -44,6 +44,7 @@ class FactIndex:
             if host.drivers:
                 keys.append(("has-drivers",))
             keys += [("tag", t.lower()) for t in host.tags]
+            keys += [("feature", name, fact.present) for name, fact in host.features.items()]
             keys += [("driver", d.lower()) for d in host.drivers]
             if boot.driver:
                 keys.append(("driver", boot_driver))
@@ -82,19 +83,30 @@ def rule_bits(rule: MatchRule, facts: FactIndex) -> tuple[int, int]:
     """(hosts where ``rule`` is true, hosts where it is false); every other host is unknown.
 
     This is ``matching.evaluate`` as set arithmetic, in the same order of precedence: ``not_tags``
-    make it false; tags, boot kind, drivers, vendor or model make it true; then ``absent`` decides.
+    make it false; tags make it true; a known ``feature`` decides; boot kind, drivers, vendor or model
+    make it true; then ``absent`` decides.
     A change to one must be made to the other (tests compare both on every pair of a random fleet).
     """
     false = facts.any("tag", rule.not_tags)
     left = facts.all & ~false
-    true = left & (
-        facts.any("tag", rule.tags)
-        | facts.any("kind", rule.boot)
+    true = left & facts.any("tag", rule.tags)
+    left &= ~true
+    if rule.feature:
+        present, absent = (
+            facts.bits("feature", rule.feature, True),
+            facts.bits("feature", rule.feature, False),
+        )
+        true |= left & present
+        false |= left & absent
+        left &= ~(present | absent)
+    found = left & (
+        facts.any("kind", rule.boot)
         | facts.any("driver", rule.drivers)
         | facts.substring("vendor", rule.vendors)
         | facts.substring("model", rule.models)
     )
-    left &= ~true
+    true |= found
+    left &= ~found
     if_known = rule.absent == "false-if-known"
     if rule.absent == "false":
         return true, false | left

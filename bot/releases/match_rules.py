@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bot.model import FEATURES
 from bot.rulefile import rule_entries
 
 ABSENT_CHOICES = ("false-if-known", "false", "unknown")
@@ -38,6 +39,20 @@ class MatchRule:
     not_tags: frozenset[str] = frozenset()
     absent: str = "false-if-known"
     supersedes: tuple[str, ...] = ()
+    feature: str | None = None  # one of ``model.FEATURES``: the host fact that decides it when known
+
+    @property
+    def fact(self) -> str:
+        """The host fact that is missing when this rule cannot be decided, in a phrase."""
+        if self.feature:
+            return f"{self.label} state"
+        if self.boot:
+            return f"boot device kind ({'/'.join(sorted(self.boot))})"
+        if self.vendors or self.models:
+            return "hardware make"
+        if self.drivers:
+            return "loaded drivers"
+        return f"{self.label} ({'/'.join(sorted(self.tags)) or self.id} tag)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +106,9 @@ def _rule(entry: Any, where: str) -> MatchRule:
     absent = str(entry.get("absent", "false-if-known"))
     if absent not in ABSENT_CHOICES:
         raise MatchRuleError(f"{where}: absent must be one of {', '.join(ABSENT_CHOICES)}")
+    feature = entry.get("feature")
+    if feature is not None and feature not in FEATURES:
+        raise MatchRuleError(f"{where}: feature must be one of {', '.join(FEATURES)}")
     return MatchRule(
         id=str(entry["id"]),
         kind=str(entry.get("kind", "feature")),
@@ -105,6 +123,7 @@ def _rule(entry: Any, where: str) -> MatchRule:
         not_tags=frozenset(_words(entry.get("not_tags"), where)),
         absent=absent,
         supersedes=tuple(str(s) for s in entry.get("supersedes") or ()),
+        feature=feature,
     )
 
 

@@ -1,7 +1,8 @@
 """Fix × host → verdict with reasons. Pure: no I/O, no clock; rules and the build catalog are passed in.
 
 Verdicts: ``fixed`` (the host build already contains the release), ``not-affected`` (a condition of the
-fix text is known false for the host), ``affected`` (every condition known true and the host lacks the
+fix text is known false for the host, or the host runs an older product line than the release: see
+``bot.releases.release_conditions``), ``affected`` (every condition known true and the host lacks the
 release), ``possibly-affected`` (anything else: an unknown condition, no recognised condition, or a
 build whose containment cannot be decided).
 
@@ -14,7 +15,6 @@ the hosts look like. Reasons are sentences built only for the pairs someone read
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
@@ -23,11 +23,21 @@ from bot.builds import BuildCatalog, Containment
 from bot.model import BootKind, Fix, Host, Match, Release, Verdict
 from bot.releases.fact_index import FactIndex, rule_bits
 from bot.releases.match_rules import MatchRule, MatchRuleSet
+from bot.releases.release_conditions import (
+    FALSE,
+    TRUE,
+    UNKNOWN,
+    NamedReleases,
+    SiblingFixes,
+    evaluate_releases,
+    named_releases,
+    older_line,
+)
 
-_RELEASE_RE = re.compile(r"\bESXi\s+(\d\.\d)(?:\s*(?:Update|U)\s*(\d[a-z]?)\b|([a-z])\b)?", re.IGNORECASE)
 _FLASH = frozenset({"usb", "sd"})
 
-TRUE, FALSE, UNKNOWN = "true", "false", "unknown"
+RELEASE_FACT = "the release the host runs"
+NO_CONDITION = "no condition esxbot recognises"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,24 +45,15 @@ class Conditions:
     """What a fix text states about the hosts it concerns."""
 
     rules: tuple[MatchRule, ...]
-    releases: frozenset[str]  # release names the text mentions, other than the release itself
+    releases: NamedReleases | None  # releases the text names, other than the release itself
+    unknowns: tuple[str, ...] = ()  # per condition (rules, then releases): "vSAN state unknown"
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     verdict: Verdict
     reasons: tuple[str, ...]
-
-
-def release_names(text: str, *, exclude: str | None = None) -> frozenset[str]:
-    names = set()
-    for m in _RELEASE_RE.finditer(text):
-        line, update, letter = m.groups()
-        names.add(
-            f"ESXi {line} Update {update.lower()}" if update else f"ESXi {line}{(letter or '').lower()}"
-        )
-    names.discard(exclude or "")
-    return frozenset(n for n in names if re.search(r"Update|\d[a-z]$", n))
+    missing: tuple[str, ...] = ()  # possibly-affected: what would decide it ("vSAN state unknown")
 
 
 def conditions(fix: Fix, rules: MatchRuleSet, *, release_name: str | None = None) -> Conditions:
@@ -60,7 +61,11 @@ def conditions(fix: Fix, rules: MatchRuleSet, *, release_name: str | None = None
     found = [rule for rule in rules.rules if any(p.search(text) for p in rule.patterns)]
     dropped = {rid for rule in found for rid in rule.supersedes}
     kept = tuple(rule for rule in found if rule.id not in dropped)
-    return Conditions(kept, release_names(text, exclude=release_name))
+    named = named_releases(text, exclude=release_name)
+    unknowns = tuple(f"{rule.fact} unknown" for rule in kept) + (
+        (f"{RELEASE_FACT} unknown",) if named else ()
+    )
+    return Conditions(kept, named, unknowns)
 
 
 def _hardware(host: Host) -> str:
@@ -101,6 +106,11 @@ def evaluate(rule: MatchRule, facts: HostFacts) -> tuple[str, str]:
         return FALSE, f"fix concerns {rule.label}; host is tagged {', '.join(sorted(tags & rule.not_tags))}"
     if tags & rule.tags:
         return TRUE, f"fix concerns {rule.label}; host is tagged {', '.join(sorted(tags & rule.tags))}"
+    fact = host.features.get(rule.feature) if rule.feature else None
+    if fact is not None:
+        if fact.present:
+            return TRUE, f"fix concerns {rule.label}; host uses it ({fact.source})"
+        return FALSE, f"fix concerns {rule.label}; host does not use it ({fact.source})"
     if rule.boot and boot.kind.value in rule.boot:
         return TRUE, f"host boots from {boot.describe()}"
     if drivers & rule.drivers:
@@ -137,22 +147,14 @@ def _absent(rule: MatchRule, host: Host, drivers: frozenset[str]) -> tuple[str, 
     return UNKNOWN, f"fix concerns {rule.label}; whether the host uses it is unknown{hint}"
 
 
-def evaluate_releases(named: frozenset[str], host: Host, catalog: BuildCatalog) -> tuple[str, str]:
-    listed = ", ".join(sorted(named))
-    known = catalog.lookup(host.build)
-    running = known.name if known else host.release_name
-    if running and running in named:
-        return TRUE, f"fix names {listed}; host runs {running} (build {host.build})"
-    lines = {re.sub(r"^ESXi (\d\.\d).*$", r"\1", n) for n in named}
-    line = known.line if known else (".".join(host.version.split(".")[:2]) if host.version else None)
-    if line and line not in lines:
-        return FALSE, f"fix names {listed}; host runs ESXi {line}"
-    return UNKNOWN, f"fix names {listed}; host runs {running or 'an unknown release'}"
-
-
 def combine(
-    containment: Containment | None, states: Sequence[tuple[str, str]], has_conditions: bool
+    containment: Containment | None,
+    states: Sequence[tuple[str, str]],
+    has_conditions: bool,
+    unknowns: Sequence[str] = (),
 ) -> Outcome:
+    """The verdict from containment and condition states; ``unknowns`` says, per state, what an
+    unknown one misses (for ``Outcome.missing``)."""
     if containment is not None and containment.contained:
         return Outcome(Verdict.FIXED, (containment.reason,))
     build_reason = containment.reason if containment is not None else "host build is unknown"
@@ -160,12 +162,23 @@ def combine(
     if false:
         return Outcome(Verdict.NOT_AFFECTED, tuple(false))
     reasons = (*(reason for _, reason in states), build_reason)
+    if containment is None:
+        build_missing: tuple[str, ...] = ("host build unknown",)
+    elif containment.contained is None:
+        build_missing = ("whether the build already has the fix unknown",)
+    else:
+        build_missing = ()
     if not has_conditions:
         reasons = ("the fix text names no condition esxbot recognises", build_reason)
-        return Outcome(Verdict.POSSIBLY_AFFECTED, reasons)
+        return Outcome(Verdict.POSSIBLY_AFFECTED, reasons, (NO_CONDITION, *build_missing))
     if containment is not None and containment.contained is False and all(s == TRUE for s, _ in states):
         return Outcome(Verdict.AFFECTED, reasons)
-    return Outcome(Verdict.POSSIBLY_AFFECTED, reasons)
+    missing = tuple(
+        dict.fromkeys(
+            phrase for (state, _), phrase in zip(states, unknowns, strict=False) if state == UNKNOWN
+        )
+    )
+    return Outcome(Verdict.POSSIBLY_AFFECTED, reasons, (*missing, *build_missing))
 
 
 def _containment(host: Host, release: Release, catalog: BuildCatalog) -> Containment | None:
@@ -174,14 +187,27 @@ def _containment(host: Host, release: Release, catalog: BuildCatalog) -> Contain
     return catalog.contains(host.build, release, host_version=host.version)
 
 
-def match(fix: Fix, host: Host, release: Release, rules: MatchRuleSet, catalog: BuildCatalog) -> Match:
-    """One pair, for ``pr <number>`` and tests; fleets go through ``match_release``."""
+def match(
+    fix: Fix,
+    host: Host,
+    release: Release,
+    rules: MatchRuleSet,
+    catalog: BuildCatalog,
+    *,
+    others: Sequence[Release] = (),
+) -> Match:
+    """One pair, for ``pr <number>`` and tests; fleets go through ``match_release``. ``others``: further
+    known releases, to name where a fix for an older line was published."""
+    older = older_line(host, release, catalog)
+    if older is not None:
+        reason = SiblingFixes(others).line_reason(older, fix.pr, host, catalog)
+        return Match(fix.pr, host.name, Verdict.NOT_AFFECTED, (reason,), release.name, release.build)
     found = conditions(fix, rules, release_name=release.name)
     facts = HostFacts.of(host)
     states = [evaluate(rule, facts) for rule in found.rules]
     if found.releases:
         states.append(evaluate_releases(found.releases, host, catalog))
-    outcome = combine(_containment(host, release, catalog), states, bool(states))
+    outcome = combine(_containment(host, release, catalog), states, bool(states), found.unknowns)
     return Match(fix.pr, host.name, outcome.verdict, outcome.reasons, release.name, release.build)
 
 
@@ -197,16 +223,23 @@ class _Explainer:
     """
 
     def __init__(
-        self, release: Release, hosts: Sequence[Host], rules: MatchRuleSet, catalog: BuildCatalog
+        self,
+        release: Release,
+        hosts: Sequence[Host],
+        rules: MatchRuleSet,
+        catalog: BuildCatalog,
+        siblings: SiblingFixes,
     ) -> None:
         self.release = release
         self.hosts = hosts
         self.names = [host.name for host in hosts]
         self._rules = rules
         self._catalog = catalog
+        self._siblings = siblings
         self._facts: dict[int, HostFacts] = {}
         self._states: dict[tuple[object, int], tuple[str, str]] = {}
         self._containment: dict[tuple[int | None, str | None], Containment | None] = {}
+        self._older: dict[tuple[int | None, str | None], str | None] = {}
 
     def positions(self, bits: int) -> Iterator[int]:
         return compress(range(len(self.hosts)), self.flags(bits))
@@ -220,15 +253,25 @@ class _Explainer:
             self._containment[key] = _containment(host, self.release, self._catalog)
         return self._containment[key]
 
-    def outcome(self, found: Conditions, position: int) -> Outcome:
+    def older_line(self, host: Host) -> str | None:
+        key = (host.build, host.version)
+        if key not in self._older:
+            self._older[key] = older_line(host, self.release, self._catalog)
+        return self._older[key]
+
+    def outcome(self, fix: Fix, found: Conditions, position: int) -> Outcome:
         host = self.hosts[position]
+        older = self.older_line(host)
+        if older is not None:
+            reason = self._siblings.line_reason(older, fix.pr, host, self._catalog)
+            return Outcome(Verdict.NOT_AFFECTED, (reason,))
         states = [self._state(rule, position) for rule in found.rules]
         if found.releases:
             key = (found.releases, position)
             if key not in self._states:
                 self._states[key] = evaluate_releases(found.releases, host, self._catalog)
             states.append(self._states[key])
-        return combine(self.containment(host), states, bool(states))
+        return combine(self.containment(host), states, bool(states), found.unknowns)
 
     def _state(self, rule: MatchRule, position: int) -> tuple[str, str]:
         key = (rule, position)
@@ -262,7 +305,7 @@ class FixMatches:
         ]
 
     def outcome(self, position: int) -> Outcome:
-        return self.explainer.outcome(self.conditions, position)
+        return self.explainer.outcome(self.fix, self.conditions, position)
 
     @property
     def groups(self) -> tuple[tuple[Outcome, tuple[str, ...]], ...]:
@@ -295,20 +338,28 @@ class ReleaseMatches:
 
 
 def match_release(
-    release: Release, hosts: Sequence[Host], rules: MatchRuleSet, catalog: BuildCatalog
+    release: Release,
+    hosts: Sequence[Host],
+    rules: MatchRuleSet,
+    catalog: BuildCatalog,
+    *,
+    others: Sequence[Release] = (),
 ) -> ReleaseMatches:
     """Every fix of ``release`` against every host: the same verdicts as ``match`` per pair, by set
     arithmetic on host bitsets (conditions once per fix, facts once per host, no reasons)."""
     per_fix = [conditions(fix, rules, release_name=release.name) for fix in release.fixes]
     facts = FactIndex(hosts)
-    explainer = _Explainer(release, hosts, rules, catalog)
-    fixed = not_contained = 0
+    explainer = _Explainer(release, hosts, rules, catalog, SiblingFixes(others))
+    fixed = not_contained = older = 0
     named_sets = list(dict.fromkeys(c.releases for c in per_fix if c.releases))
     named_true = dict.fromkeys(named_sets, 0)
     named_false = dict.fromkeys(named_sets, 0)
     for build, version, release_name in facts.builds():
         bits = facts.bits("build", build, version, release_name)
         probe = Host("", build=build, version=version, release_name=release_name)
+        if explainer.older_line(probe) is not None:
+            older |= bits
+            continue
         containment = explainer.containment(probe)
         if containment is not None and containment.contained:
             fixed |= bits
@@ -321,20 +372,20 @@ def match_release(
             elif state == FALSE:
                 named_false[named] |= bits
     columns = {rule: rule_bits(rule, facts) for rule in dict.fromkeys(r for c in per_fix for r in c.rules)}
-    open_hosts = facts.all & ~fixed
+    open_hosts = facts.all & ~fixed & ~older
     results = []
     for fix, found in zip(release.fixes, per_fix, strict=True):
         cols = [columns[rule] for rule in found.rules]
         if found.releases:
             cols.append((named_true[found.releases], named_false[found.releases]))
         if not cols:
-            results.append(FixMatches(fix, found, (0, open_hosts, 0, fixed), explainer))
+            results.append(FixMatches(fix, found, (0, open_hosts, older, fixed), explainer))
             continue
         any_false, all_true = 0, facts.all
         for true, false in cols:
             any_false |= false
             all_true &= true
-        not_affected = open_hosts & any_false
+        not_affected = (open_hosts & any_false) | older
         affected = open_hosts & ~any_false & not_contained & all_true
         possibly = open_hosts & ~any_false & ~affected
         results.append(FixMatches(fix, found, (affected, possibly, not_affected, fixed), explainer))

@@ -116,7 +116,7 @@ async def match_notes(
             "reasons": list(m.reasons),
         }
         for release in releases
-        for m in match_release(release, hosts, rules, catalog).matches()
+        for m in match_release(release, hosts, rules, catalog, others=releases).matches()
     ]
     code = 1 if problems and not releases else 0
     if as_json:

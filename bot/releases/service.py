@@ -8,6 +8,7 @@ matter to this host in newer releases", and writes the release notification to t
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,7 +20,7 @@ from bot.inventory.merged import Inventory
 from bot.messages import Block, Reply, Style, Table, Text
 from bot.model import Fix, Host, Release, Verdict
 from bot.releases.match_rules import MatchRuleSet
-from bot.releases.matching import ReleaseMatches, match_release
+from bot.releases.matching import Outcome, ReleaseMatches, match_release
 from bot.releases.sources.release_notes import parse_notes
 from bot.store.release_records import ReleaseRepo
 
@@ -42,8 +43,16 @@ class PendingFixes:
     """Fixes of newer releases that matter to one host, and the newest release that carries them all."""
 
     host: str
-    items: tuple[tuple[Release, Fix, Verdict], ...]
+    items: tuple[tuple[Release, Fix, Outcome], ...]
     target: Release | None
+
+    @property
+    def affected(self) -> tuple[tuple[Release, Fix, Outcome], ...]:
+        return tuple(item for item in self.items if item[2].verdict is Verdict.AFFECTED)
+
+    @property
+    def possibly(self) -> tuple[tuple[Release, Fix, Outcome], ...]:
+        return tuple(item for item in self.items if item[2].verdict is Verdict.POSSIBLY_AFFECTED)
 
 
 def bundled_releases() -> list[Release]:
@@ -72,6 +81,21 @@ def freshness(known: KnownBuild, today: date, soak: timedelta) -> str | None:
     return None
 
 
+UNDECIDED_NAMED = 4  # a summary names this many open facts, then counts the rest
+
+
+def undecided_phrase(outcomes: Sequence[Outcome], unit: str = "") -> str:
+    """What keeps possibly-affected pairs open, most common first: ``vSAN state unknown (2), …``;
+    ``unit`` names what the counts count (``pairs``)."""
+    counts = Counter(fact for outcome in outcomes for fact in outcome.missing).most_common()
+    named = ", ".join(
+        fact + (f" ({n}{' ' + unit if unit else ''})" if n > 1 else "")
+        for fact, n in counts[:UNDECIDED_NAMED]
+    )
+    rest = len(counts) - UNDECIDED_NAMED
+    return named + (f" and {rest} more" if rest > 0 else "")
+
+
 def hosts_phrase(hosts: Sequence[str]) -> str:
     short = [h.split(".")[0] for h in hosts]
     if len(short) <= HOSTS_NAMED:
@@ -96,6 +120,7 @@ class ReleaseService:
         self._inventory = inventory
         self._repo = repo
         self._bundled = tuple(bundled)
+        self._known: tuple[Release, ...] = self._bundled  # as of the last ``releases()``
         for release in self._bundled:
             catalog.add(release)
 
@@ -127,7 +152,9 @@ class ReleaseService:
             for release in await self._repo.all():
                 if release.fixes or release.build not in by_build:
                     by_build[release.build] = release
-        return sorted(by_build.values(), key=_newest, reverse=True)
+        found = sorted(by_build.values(), key=_newest, reverse=True)
+        self._known = tuple(found)
+        return found
 
     async def find(self, ref: str) -> Release | None:
         """``latest``, a build number, a name (``7.0 U2c``) or a line (``7.0``: its newest release)."""
@@ -149,17 +176,17 @@ class ReleaseService:
         return [(r, f) for r in await self.releases() for f in r.fixes if f.pr == digits]
 
     def match(self, release: Release) -> ReleaseMatches:
-        return match_release(release, self.hosts(), self.rules, self.catalog)
+        """``release`` on the fleet; other known releases name where a fix for an older line is."""
+        return match_release(release, self.hosts(), self.rules, self.catalog, others=self._known)
 
     async def pending(self, host: Host) -> PendingFixes:
         """Fixes that matter to ``host`` from releases its build does not contain."""
-        items: list[tuple[Release, Fix, Verdict]] = []
+        items: list[tuple[Release, Fix, Outcome]] = []
         carriers: list[Release] = []
-        for release in await self.releases():
-            result = match_release(release, [host], self.rules, self.catalog)
-            hits = [
-                (release, fm.fix, verdict) for fm in result.fixes for verdict in MATTERS if fm.hosts(verdict)
-            ]
+        known = await self.releases()
+        for release in known:
+            result = match_release(release, [host], self.rules, self.catalog, others=known)
+            hits = [(release, fm.fix, fm.outcome(0)) for fm in result.fixes if fm.hosts(*MATTERS)]
             if hits:
                 items.extend(hits)
                 carriers.append(release)
@@ -198,24 +225,39 @@ class ReleaseService:
             Style.WARNING,
         )
 
-    async def host_notes(self, host: Host) -> Sequence[Block]:
-        """For ``check``: a withdrawn build, and "fixes that matter to this host in newer releases"."""
+    async def host_notes(self, host: Host, *, expand: bool = False) -> Sequence[Block]:
+        """For ``check`` (a ``HostNotes``): a warning when the host runs a withdrawn build, then "fixes
+        that matter to this host in newer releases": the affected ones listed, the possibly-affected
+        ones counted with what keeps them open (listed too with ``expand``)."""
         warning = self.withdrawn_note(host)
         blocks: list[Block] = [warning] if warning else []
         pending = await self.pending(host)
         if not pending.items:
             return tuple(blocks)
-        affected_first = sorted(pending.items, key=lambda item: item[2] != Verdict.AFFECTED)
+        listed = pending.items if expand else pending.affected
         rows = tuple(
-            (f"PR {fix.pr}", verdict.value, release.name, fix.title[:90])
-            for release, fix, verdict in affected_first
+            (f"PR {fix.pr}", outcome.verdict.value, release.name, fix.title[:90])
+            for release, fix, outcome in sorted(listed, key=lambda item: item[2].verdict != Verdict.AFFECTED)
         )
         if pending.target is not None:
             advice = f"{pending.target.name} (build {pending.target.build}) contains them all."
         else:
             advice = "No single known release contains them all."
-        title = f"Fixes that matter to {host.name} in newer releases: {len(rows)}. {advice}"
-        blocks.append(Table(("PR", "verdict", "release", "title"), rows[:20], title=title))
+        if rows:
+            title = f"Fixes that affect {host.name} in newer releases: {len(pending.affected)}. {advice}"
+            if expand:
+                title = f"Fixes that matter to {host.name} in newer releases: {len(rows)}. {advice}"
+            blocks.append(Table(("PR", "verdict", "release", "title"), rows[:20], title=title))
+        possibly = pending.possibly
+        if possibly and not expand:
+            short = host.name.split(".")[0]
+            open_facts = undecided_phrase([outcome for _, _, outcome in possibly])
+            blocks.append(
+                Text(
+                    f"{len(possibly)} {'more' if rows else 'fixes'} might matter to {host.name}: "
+                    f"{open_facts}. `check {short} --all` lists them."
+                )
+            )
         return tuple(blocks)
 
     def announcement(self, release: Release, *, update: bool = False) -> Reply:
@@ -227,21 +269,37 @@ class ReleaseService:
             f"(build {release.build}, {date}): {len(release.fixes)} fixes"
         )
         lines: list[tuple[str, str, str]] = []
+        possibly_hosts: set[str] = set()
+        possibly_fixes: list[Outcome] = []
+        per_host: Counter[str] = Counter()
         for fm in result.fixes:
             affected = fm.hosts(Verdict.AFFECTED)
-            possibly = fm.hosts(Verdict.POSSIBLY_AFFECTED)
+            per_host.update(affected)
             if affected:
                 lines.append((f"PR {fm.fix.pr}", f"affects {hosts_phrase(affected)}", fm.fix.title[:100]))
-            elif possibly:
-                lines.append((f"PR {fm.fix.pr}", f"may affect {hosts_phrase(possibly)}", fm.fix.title[:100]))
-        lines.sort(key=lambda line: (not line[1].startswith("affects"), line[0]))
-        affected_count = sum(1 for line in lines if line[1].startswith("affects"))
-        summary = f"{head}; {affected_count} affect your hosts, {len(lines) - affected_count} may."
-        blocks: list[Block] = [Text(summary, Style.WARNING if affected_count else Style.PLAIN)]
+            for position in fm.explainer.positions(fm.bits[1]):
+                possibly_hosts.add(fm.explainer.names[position])
+                possibly_fixes.append(fm.outcome(position))
+        lines.sort(key=lambda line: line[0])
+        possibly_count = sum(1 for fm in result.fixes if fm.bits[1] and not fm.bits[0])
+        summary = f"{head}; {len(lines)} affect your hosts, {possibly_count} more may."
+        blocks: list[Block] = [Text(summary, Style.WARNING if lines else Style.PLAIN)]
+        if per_host:
+            ranked = sorted(per_host.items(), key=lambda kv: (-kv[1], kv[0]))
+            named = [f"{h.split('.')[0]} ({n} fix{'es' if n > 1 else ''})" for h, n in ranked[:HOSTS_NAMED]]
+            rest = f" and {len(ranked) - HOSTS_NAMED} more" if len(ranked) > HOSTS_NAMED else ""
+            blocks.append(Text(f"Affected hosts: {', '.join(named)}{rest}."))
         if lines:
             blocks.append(Table(("PR", "hosts", "title"), tuple(lines[:FIXES_LISTED])))
         if len(lines) > FIXES_LISTED:
-            blocks.append(Text(f"… and {len(lines) - FIXES_LISTED} more: `fixes {release.name}`"))
+            blocks.append(Text(f"… and {len(lines) - FIXES_LISTED} more: `affected {release.name}`"))
+        if possibly_hosts:
+            blocks.append(
+                Text(
+                    f"Possibly affected: {hosts_phrase(sorted(possibly_hosts))}; undecided by "
+                    f"{undecided_phrase(possibly_fixes, 'pairs')}. `affected {release.name}` says per host."
+                )
+            )
         if release.notes_url and not release.notes_url.startswith("bundled:"):
             blocks.append(Text(f"Release notes: {release.notes_url}"))
         data = {"release": release.name, "build": release.build, "fixes": len(release.fixes)}
@@ -256,6 +314,7 @@ class ReleaseAnnouncer:
         self._outbox = outbox
 
     async def __call__(self, release: Release, *, update: bool) -> None:
+        await self._service.releases()  # the known releases name where an older line's fix is
         reply = self._service.announcement(release, update=update)
         key = f"release:{release.build}" + (":fixes" if update else "")
         rooms = await self._outbox.publish("releases", reply, key=key)

@@ -35,7 +35,7 @@ from bot.vsphere.soap import (
     wait_request,
 )
 
-_VIEW_TYPES = [vim.HostSystem, vim.ComputeResource, vim.Folder, vim.Datacenter]
+_VIEW_TYPES = [vim.HostSystem, vim.ComputeResource, vim.Folder, vim.Datacenter, vim.Datastore]
 
 
 def _create_view(session: Session) -> MoRef:

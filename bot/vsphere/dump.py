@@ -15,7 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from bot.builds import BuildCatalog
-from bot.model import BootDevice, Host
+from bot.model import BootDevice, FeatureFact, Host
 from bot.vsphere.client import OUTAGE_ERRORS, VSphere
 from bot.vsphere.host_retrieval import release_lookup
 
@@ -28,7 +28,7 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, BootDevice):
+    if isinstance(value, BootDevice | FeatureFact):
         return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, frozenset | tuple | list):
         return (

@@ -28,7 +28,13 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.builds import BuildCatalog
-from bot.model import BootDevice, BootKind, ConnectionState, Host, PowerState
+from bot.model import BootDevice, BootKind, ConnectionState, FeatureFact, Host, PowerState
+from bot.vsphere.features import (
+    FEATURE_CLUSTER_PATHS,
+    FEATURE_DATASTORE_PATHS,
+    FEATURE_HOST_PATHS,
+    host_features,
+)
 from bot.vsphere.hostprops import DECODERS, Adapter, Volume, from_data
 from bot.vsphere.hostprops import FIELDS as FIELDS  # re-exported for collect.py
 from bot.vsphere.soap import (
@@ -63,13 +69,15 @@ HOST_PATHS = (
     "overallStatus",
     "configIssue",
     "vm",
+    *FEATURE_HOST_PATHS,
 )
 PROPERTY_SETS = (
     PropertySet("HostSystem", HOST_PATHS),
     PropertySet("ComputeResource", ("name", "parent")),
-    PropertySet("ClusterComputeResource", ("name", "parent")),
+    PropertySet("ClusterComputeResource", ("name", "parent", *FEATURE_CLUSTER_PATHS)),
     PropertySet("Folder", ("name", "parent")),
     PropertySet("Datacenter", ("name",)),
+    PropertySet("Datastore", FEATURE_DATASTORE_PATHS),
 )
 PAGE_SIZE = 1000
 
@@ -162,6 +170,13 @@ class Snapshot:
         datacenter = self._name(ref) if isinstance(ref, MoRef) and ref.type == "Datacenter" else None
         return datacenter, cluster
 
+    def _datastore_types(self, refs: Any) -> tuple[str, ...] | None:
+        """The types (VMFS, NFS, VVOL, PMEM, …) of a host's datastores; None when not all are known."""
+        if not isinstance(refs, tuple):
+            return None
+        types = tuple((self._props.get(ref) or {}).get("summary.type") for ref in refs)
+        return None if any(t is None for t in types) else tuple(str(t) for t in types)
+
     def hosts(self, vcenter: str, release: ReleaseLookup | None = None) -> tuple[Host, ...]:
         out = []
         placements: dict[Any, tuple[str | None, str | None]] = {}  # by parent: few clusters, many hosts
@@ -171,7 +186,15 @@ class Snapshot:
                 parent = props.get("parent")
                 if parent not in placements:
                     placements[parent] = self._placement(parent)
-                out.append(host_from_props(props, vcenter, *placements[parent], release, shared))
+                datacenter, cluster = placements[parent]
+                in_cluster = isinstance(parent, MoRef) and parent.type == "ClusterComputeResource"
+                features = host_features(
+                    props,
+                    (self._props.get(parent) or {}) if in_cluster and isinstance(parent, MoRef) else None,
+                    cluster,
+                    self._datastore_types(props.get("datastore")),
+                )
+                out.append(host_from_props(props, vcenter, datacenter, cluster, release, shared, features))
         out.sort(key=lambda h: h.name.lower())
         return tuple(out)
 
@@ -320,6 +343,7 @@ def host_from_props(
     cluster: str | None = None,
     release: ReleaseLookup | None = None,
     shared: _Shared | None = None,
+    features: Mapping[str, FeatureFact] | None = None,
 ) -> Host:
     """A ``Host`` from one host's decoded properties (``hostprops``)."""
     shared = shared or _Shared(release, f"vcenter:{vcenter}")
@@ -348,4 +372,5 @@ def host_from_props(
         config_issues=tuple(props.get("configIssue") or ()),
         vm_count=props.get("vm") or 0,
         source=shared.source,
+        features=features if features is not None else host_features(props, None, None, None),
     )

@@ -24,7 +24,7 @@ FIELDS = frozenset(
     {
         "device", "driver", "model", "volume", "mountInfo", "name", "type", "extent", "diskName",
         "mounted", "accessible", "fullFormattedMessage", "message",
-        "identifierValue", "identifierType", "key",
+        "identifierValue", "identifierType", "key", "sriovEnabled", "nsxtEnabled",
     }
 )  # fmt: skip
 
@@ -76,6 +76,7 @@ _MODEL = tag(b"model")
 _MOUNTED = tag(b"mounted")
 _NAME = tag(b"name")
 _TYPE = tag(b"type")
+_SRIOVENABLED = tag(b"sriovEnabled")
 
 
 # --- from bytes ------------------------------------------------------------------------------
@@ -176,6 +177,28 @@ def _b_count(buf: bytes, val: Span) -> int:
     return buf.count(b"<ManagedObjectReference", val[1], val[2])
 
 
+def _b_refs(buf: bytes, val: Span) -> tuple[MoRef, ...]:
+    return tuple(
+        MoRef(attribute(buf, ref, b' type="') or "", text(buf, ref))
+        for ref in children(buf, b"ManagedObjectReference", val[1], val[2])
+    )
+
+
+def _b_sriov(buf: bytes, val: Span) -> bool:
+    return any(
+        leaf(buf, _SRIOVENABLED, item[1], item[2]) == "true"
+        for item in children(buf, b"HostPciPassthruInfo", val[1], val[2])
+    )
+
+
+def _b_nsxt(buf: bytes, val: Span) -> bool:
+    return buf.find(b"<nsxtEnabled>true</nsxtEnabled>", val[1], val[2]) >= 0
+
+
+def _b_switches(buf: bytes, val: Span) -> int:
+    return sum(1 for _ in children(buf, b"HostOpaqueSwitch", val[1], val[2]))
+
+
 # --- from ElementTree values (soap.value) ------------------------------------------------------
 
 
@@ -236,6 +259,14 @@ def _d_identifiers(raw: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _d_sriov(raw: Any) -> bool:
+    return any(isinstance(d, Data) and _flag(d.get("sriovEnabled"), False) for d in as_list(raw))
+
+
+def _d_nsxt(raw: Any) -> bool:
+    return any(isinstance(d, Data) and _flag(d.get("nsxtEnabled"), False) for d in as_list(raw))
+
+
 def _d_bool(raw: Any) -> bool | None:
     return raw if isinstance(raw, bool) else None
 
@@ -254,6 +285,15 @@ _STRUCTURED: dict[str, tuple[Decoder, Callable[[Any], Any]]] = {
     "configIssue": (_b_issues, _d_issues),
     "vm": (_b_count, lambda raw: len(as_list(raw))),
     "parent": (_b_ref, lambda raw: raw),
+    # feature facts (bot/vsphere/features.py)
+    "config.vsanHostConfig.enabled": (_b_bool, _d_bool),
+    "summary.config.vmotionEnabled": (_b_bool, _d_bool),
+    "config.pciPassthruInfo": (_b_sriov, _d_sriov),
+    "config.network.opaqueSwitch": (_b_switches, lambda raw: len(as_list(raw))),
+    "config.network.proxySwitch": (_b_nsxt, _d_nsxt),
+    "datastore": (_b_refs, lambda raw: tuple(r for r in as_list(raw) if isinstance(r, MoRef))),
+    "configuration.dasConfig.enabled": (_b_bool, _d_bool),
+    "configuration.drsConfig.enabled": (_b_bool, _d_bool),
 }
 TEXT_PATHS = (
     "name",
@@ -266,6 +306,7 @@ TEXT_PATHS = (
     "runtime.connectionState",
     "runtime.powerState",
     "overallStatus",
+    "summary.type",
 )
 DECODERS: dict[str, Decoder] = {
     **dict.fromkeys(TEXT_PATHS, text),

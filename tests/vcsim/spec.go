@@ -14,8 +14,12 @@ package main
 // api_version, vendor, model, serial, service_tag, hbas [{device, driver, model, type}],
 // nics [{device, driver}], volumes [{name, type, device, partition, mounted, accessible}],
 // connection_state, power_state, in_maintenance, config_issues [{event_type_id, message,
-// severity}], overall_status, tags. Volume types: "vfat" (bootbanks), "VMFSOS" (OSDATA),
-// "VMFS"; VMFS/VMFSOS volumes with a device get an extent on that disk.
+// severity}], overall_status, tags, vsan, vmotion, sriov, nsx (booleans: the host's vSAN
+// configuration, vMotion enabled in the host summary, an SR-IOV-enabled PCI device, an NSX opaque
+// switch), datastores [{name, type}] (extra datastores the host mounts, e.g. type "VVOL" or
+// "PMEM"). Volume types: "vfat" (bootbanks), "VMFSOS" (OSDATA), "VMFS"; VMFS/VMFSOS volumes with a
+// device get an extent on that disk. HBA types: block (default), parallel, fc, iscsi, fcoe, rdma.
+// "cluster_settings" [{ha, drs}] set each cluster's HA and DRS in model order.
 
 import (
 	"encoding/json"
@@ -32,7 +36,17 @@ type HBASpec struct {
 	Device string `json:"device"`
 	Driver string `json:"driver"`
 	Model  string `json:"model"`
-	Type   string `json:"type"` // block (default), parallel, fc, iscsi
+	Type   string `json:"type"` // block (default), parallel, fc, iscsi, fcoe, rdma
+}
+
+type DatastoreSpec struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+type ClusterSpec struct {
+	HA  *bool `json:"ha"`
+	DRS *bool `json:"drs"`
 }
 
 type NICSpec struct {
@@ -56,35 +70,41 @@ type IssueSpec struct {
 }
 
 type HostSpec struct {
-	Name            string       `json:"name"`
-	Version         string       `json:"version"`
-	Build           string       `json:"build"`
-	FullName        string       `json:"full_name"`
-	APIVersion      string       `json:"api_version"`
-	Vendor          string       `json:"vendor"`
-	Model           string       `json:"model"`
-	Serial          string       `json:"serial"`
-	ServiceTag      string       `json:"service_tag"`
-	HBAs            []HBASpec    `json:"hbas"`
-	NICs            []NICSpec    `json:"nics"`
-	Volumes         []VolumeSpec `json:"volumes"`
-	ConnectionState string       `json:"connection_state"`
-	PowerState      string       `json:"power_state"`
-	InMaintenance   *bool        `json:"in_maintenance"`
-	ConfigIssues    []IssueSpec  `json:"config_issues"`
-	OverallStatus   string       `json:"overall_status"`
-	Tags            []string     `json:"tags"`
+	Name            string          `json:"name"`
+	Version         string          `json:"version"`
+	Build           string          `json:"build"`
+	FullName        string          `json:"full_name"`
+	APIVersion      string          `json:"api_version"`
+	Vendor          string          `json:"vendor"`
+	Model           string          `json:"model"`
+	Serial          string          `json:"serial"`
+	ServiceTag      string          `json:"service_tag"`
+	HBAs            []HBASpec       `json:"hbas"`
+	NICs            []NICSpec       `json:"nics"`
+	Volumes         []VolumeSpec    `json:"volumes"`
+	ConnectionState string          `json:"connection_state"`
+	PowerState      string          `json:"power_state"`
+	InMaintenance   *bool           `json:"in_maintenance"`
+	ConfigIssues    []IssueSpec     `json:"config_issues"`
+	OverallStatus   string          `json:"overall_status"`
+	Tags            []string        `json:"tags"`
+	VSAN            *bool           `json:"vsan"`
+	VMotion         *bool           `json:"vmotion"`
+	SRIOV           *bool           `json:"sriov"`
+	NSX             *bool           `json:"nsx"`
+	Datastores      []DatastoreSpec `json:"datastores"`
 }
 
 type ModelSpec struct {
-	Datacenter      string     `json:"datacenter"`
-	Clusters        int        `json:"clusters"`
-	HostsPerCluster int        `json:"hosts_per_cluster"`
-	VMsPerCluster   int        `json:"vms_per_cluster"`
-	StandaloneHosts int        `json:"standalone_hosts"`
-	ClusterNames    []string   `json:"cluster_names"`
-	Defaults        HostSpec   `json:"defaults"`
-	Hosts           []HostSpec `json:"hosts"`
+	Datacenter      string        `json:"datacenter"`
+	Clusters        int           `json:"clusters"`
+	HostsPerCluster int           `json:"hosts_per_cluster"`
+	VMsPerCluster   int           `json:"vms_per_cluster"`
+	StandaloneHosts int           `json:"standalone_hosts"`
+	ClusterNames    []string      `json:"cluster_names"`
+	ClusterSettings []ClusterSpec `json:"cluster_settings"`
+	Defaults        HostSpec      `json:"defaults"`
+	Hosts           []HostSpec    `json:"hosts"`
 }
 
 func loadModelSpec(path string) (*ModelSpec, error) {
@@ -142,6 +162,15 @@ func merge(d, h HostSpec) HostSpec {
 	}
 	if h.InMaintenance == nil {
 		out.InMaintenance = d.InMaintenance
+	}
+	for _, f := range []struct{ dst, src **bool }{{&out.VSAN, &d.VSAN}, {&out.VMotion, &d.VMotion},
+		{&out.SRIOV, &d.SRIOV}, {&out.NSX, &d.NSX}} {
+		if *f.dst == nil {
+			*f.dst = *f.src
+		}
+	}
+	if h.Datastores == nil {
+		out.Datastores = d.Datastores
 	}
 	return out
 }
@@ -212,6 +241,13 @@ func hbaFor(s HBASpec) types.BaseHostHostBusAdapter {
 	case "iscsi":
 		base.Key = "key-vim.host.InternetScsiHba-" + s.Device
 		return &types.HostInternetScsiHba{HostHostBusAdapter: base}
+	case "fcoe":
+		base.Key = "key-vim.host.FibreChannelOverEthernetHba-" + s.Device
+		return &types.HostFibreChannelOverEthernetHba{HostFibreChannelHba: types.HostFibreChannelHba{
+			HostHostBusAdapter: base, PortType: "fabric"}}
+	case "rdma":
+		base.Key = "key-vim.host.RdmaHba-" + s.Device
+		return &types.HostRdmaHba{HostHostBusAdapter: base}
 	}
 	return &types.HostBlockHba{HostHostBusAdapter: base}
 }
@@ -332,6 +368,7 @@ func applyHost(h *simulator.HostSystem, s HostSpec) {
 	for _, is := range s.ConfigIssues {
 		h.ConfigIssue = append(h.ConfigIssue, issueFor(h, is))
 	}
+	applyFeatures(h, s)
 	h.OverallStatus = types.ManagedEntityStatusGreen
 	if s.OverallStatus != "" {
 		h.OverallStatus = types.ManagedEntityStatus(s.OverallStatus)
@@ -352,6 +389,9 @@ func applyModel(l *Lab, spec *ModelSpec) {
 		if i < len(spec.ClusterNames) {
 			c.Name = spec.ClusterNames[i]
 		}
+		if i < len(spec.ClusterSettings) {
+			applyCluster(c, spec.ClusterSettings[i])
+		}
 	}
 	for i, h := range hosts {
 		s := spec.Defaults
@@ -360,5 +400,72 @@ func applyModel(l *Lab, spec *ModelSpec) {
 		}
 		applyHost(h, s)
 		l.add(h, s.Tags)
+	}
+}
+
+// applyFeatures writes the facts esxbot reads for vSAN, vMotion, SR-IOV, NSX and datastore types.
+func applyFeatures(h *simulator.HostSystem, s HostSpec) {
+	if s.VSAN != nil {
+		vsan := *h.Config.VsanHostConfig
+		vsan.Enabled = types.NewBool(*s.VSAN)
+		h.Config.VsanHostConfig = &vsan
+	}
+	if s.VMotion != nil {
+		h.Summary.Config.VmotionEnabled = *s.VMotion
+	}
+	if s.SRIOV != nil {
+		h.Config.PciPassthruInfo = []types.BaseHostPciPassthruInfo{&types.HostSriovInfo{
+			HostPciPassthruInfo: types.HostPciPassthruInfo{Id: "0000:3b:00.0", DependentDevice: "0000:3b:00.0",
+				PassthruEnabled: false, PassthruCapable: true},
+			SriovEnabled: *s.SRIOV, SriovCapable: true, SriovActive: *s.SRIOV, NumVirtualFunction: 8,
+			MaxVirtualFunctionSupported: 64}}
+	}
+	if s.NSX != nil {
+		nw := *h.Config.Network
+		nw.OpaqueSwitch = nil
+		if *s.NSX {
+			nw.OpaqueSwitch = []types.HostOpaqueSwitch{{Key: "nvds-" + h.Self.Value, Name: "nsx-overlay"}}
+		}
+		h.Config.Network = &nw
+	}
+	for _, d := range s.Datastores {
+		addDatastore(h, d)
+	}
+}
+
+// addDatastore registers a datastore of the given type, mounted on h only, in its datacenter's folder.
+func addDatastore(h *simulator.HostSystem, d DatastoreSpec) {
+	ds := &simulator.Datastore{}
+	ds.Self = types.ManagedObjectReference{Type: "Datastore", Value: "datastore-" + d.Name}
+	ds.Name = d.Name
+	url := "ds:///vmfs/volumes/" + d.Name + "/"
+	ds.Info = &types.DatastoreInfo{Name: d.Name, Url: url}
+	ds.Summary = types.DatastoreSummary{Datastore: &ds.Self, Name: d.Name, Url: url, Type: d.Type,
+		Capacity: 1 << 40, FreeSpace: 1 << 39, Accessible: true, MaintenanceMode: "normal"}
+	ds.Host = []types.DatastoreHostMount{{Key: h.Self, MountInfo: types.HostMountInfo{Path: "/vmfs/volumes/" + d.Name,
+		AccessMode: "readWrite", Mounted: types.NewBool(true), Accessible: types.NewBool(true)}}}
+	for _, e := range simulator.Map.All("Datacenter") {
+		folder := simulator.Map.Get(e.(*simulator.Datacenter).DatastoreFolder).(*simulator.Folder)
+		folder.ChildEntity = append(folder.ChildEntity, ds.Self)
+		simulator.Map.PutEntity(folder, ds)
+		break
+	}
+	h.Datastore = append(append([]types.ManagedObjectReference(nil), h.Datastore...), ds.Self)
+}
+
+// applyCluster sets a cluster's HA and DRS in both its configuration and configurationEx.
+func applyCluster(c *simulator.ClusterComputeResource, s ClusterSpec) {
+	ex, _ := c.ConfigurationEx.(*types.ClusterConfigInfoEx)
+	if s.HA != nil {
+		c.Configuration.DasConfig.Enabled = types.NewBool(*s.HA)
+		if ex != nil {
+			ex.DasConfig.Enabled = types.NewBool(*s.HA)
+		}
+	}
+	if s.DRS != nil {
+		c.Configuration.DrsConfig.Enabled = types.NewBool(*s.DRS)
+		if ex != nil {
+			ex.DrsConfig.Enabled = types.NewBool(*s.DRS)
+		}
 	}
 }
