@@ -100,6 +100,8 @@ class Host:
     address: str | None = None  # management IP, used to map syslog sources to hosts
     source: str = "static"  # "static", "vcenter:<name>", "demo"
     extra: Mapping[str, Any] = field(default_factory=_empty_map)
+    ad_joined: bool | None = None  # joined to Active Directory (advisories: CVE-2024-37085)
+    usb_controller_vms: tuple[str, ...] | None = None  # VMs with a USB controller (VMSA-2024-0006)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,4 +247,6 @@ def host_to_dict(host: Host) -> dict[str, Any]:
         "vm_count": host.vm_count,
         "address": host.address,
         "source": host.source,
+        "ad_joined": host.ad_joined,
+        "usb_controller_vms": None if host.usb_controller_vms is None else list(host.usb_controller_vms),
     }

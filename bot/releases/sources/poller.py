@@ -2,7 +2,9 @@
 
 A source is (name, kind, url, interval, enabled); kinds are ``atom`` (feed entries, optionally
 following each entry's link to its notes page), ``catalog`` (JSON build catalog) and ``notes`` (one
-release-notes page). Each poll is a conditional GET; a 304 costs no parse. Errors back off per source
+release-notes page); the security-advisory kinds (``vmsa-list``, ``vmsa``, ``cve``, ``kev``) share this
+configuration and the poll state table but are polled by ``bot.advisories.poller``.
+Each poll is a conditional GET; a 304 costs no parse. Errors back off per source
 with jitter and show in ``sources``. New releases are stored, taught to the build catalog, and
 announced once per build: the first successful poll of a source only primes it (everything already
 listed is old news), and a build already announced by any source is not announced again.
@@ -34,6 +36,13 @@ class SourceKind(StrEnum):
     ATOM = "atom"
     CATALOG = "catalog"
     NOTES = "notes"
+    VMSA_LIST = "vmsa-list"  # security advisories (bot/advisories/ polls these four)
+    VMSA = "vmsa"
+    CVE = "cve"
+    KEV = "kev"
+
+
+RELEASE_KINDS = frozenset({SourceKind.ATOM, SourceKind.CATALOG, SourceKind.NOTES})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,8 @@ class SourceConfig:
     interval: float = 3600.0  # seconds between polls
     enabled: bool = True
     follow_links: bool = True  # atom: fetch each new entry's link as a notes page
+    segment: str = "VC"  # vmsa-list: the API's segment (VC = VMware Cloud Foundation / vSphere)
+    page_size: int = 100  # vmsa-list: rows per page
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +82,8 @@ def parse_sources(entries: Iterable[Mapping[str, Any]]) -> list[SourceConfig]:
             kind = SourceKind(str(entry["kind"]))
             url = str(entry["url"])
         except (KeyError, ValueError) as exc:
-            raise ValueError(f"{where}: needs kind (atom, catalog, notes) and url: {exc}") from exc
+            kinds = ", ".join(k.value for k in SourceKind)
+            raise ValueError(f"{where}: needs kind ({kinds}) and url: {exc}") from exc
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"{where}: url must be http(s): {url!r}")
         interval = float(entry.get("interval", 3600))
@@ -88,6 +100,8 @@ def parse_sources(entries: Iterable[Mapping[str, Any]]) -> list[SourceConfig]:
                 interval,
                 bool(entry.get("enabled", True)),
                 bool(entry.get("follow_links", True)),
+                str(entry.get("segment", "VC")),
+                int(entry.get("page_size", 100)),
             )
         )
     return sources
@@ -139,7 +153,7 @@ class SourcePoller:
         return [(source, await self._repo.state(source.name)) for source in self.sources]
 
     async def poll_all(self) -> list[PollReport]:
-        return [await self.poll(source) for source in self.sources if source.enabled]
+        return [await self.poll(source) for source in self.sources if self._mine(source)]
 
     async def run(self) -> None:
         """Poll each enabled source when it is due, until cancelled."""
@@ -147,7 +161,7 @@ class SourcePoller:
             now = self._clock.now()
             waits: list[float] = []
             for source in self.sources:
-                if not source.enabled:
+                if not self._mine(source):
                     continue
                 state = await self._repo.state(source.name)
                 if state.next_poll is None or state.next_poll <= now:
@@ -156,6 +170,11 @@ class SourcePoller:
                 if state.next_poll is not None:
                     waits.append((state.next_poll - self._clock.now()).total_seconds())
             await self._clock.sleep(min([60.0, *(w for w in waits if w > 0)]) if waits else 60.0)
+
+    @staticmethod
+    def _mine(source: SourceConfig) -> bool:
+        """Enabled release sources; advisory kinds are listed here (``sources``) but polled elsewhere."""
+        return source.enabled and source.kind in RELEASE_KINDS
 
     async def poll(self, source: SourceConfig) -> PollReport:
         """One conditional GET and, unless 304, one parse; never raises for source trouble."""
