@@ -72,14 +72,14 @@ def _row(item: Any, index: int) -> ListRow | str:
     cves = tuple(dict.fromkeys(c.upper() for c in CVE_ID.findall(cve_text)))
     workaround = item.get("workAround")
     workaround = workaround.strip() if isinstance(workaround, str) and workaround.strip() else None
-    if workaround and workaround.lower() in ("none", "n/a", "no"):
-        workaround = None
+    if workaround and workaround.lower() in ("none", "n/a", "no", "yes"):
+        workaround = None  # a flag, not the workaround: that is on the advisory page
     severity = item.get("severity")
     url = item.get("notificationUrl")
     products = item.get("supportProducts")
     advisory = Advisory(
         id=f"VMSA-{found.group(1)}-{found.group(2)}",
-        title=" ".join(title.split()),
+        title=re.sub(r"^\s*VMSA-\d{4}-\d{4}\s*[:\-–]\s*", "", " ".join(title.split()), flags=re.I),
         severity=severity.strip().lower() if isinstance(severity, str) and severity.strip() else None,
         published=_published(item.get("published")),
         updated=str(item["updated"]) if item.get("updated") else None,

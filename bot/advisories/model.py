@@ -243,11 +243,15 @@ def advisory_from_dict(data: Mapping[str, Any]) -> Advisory:
     )
 
 
+def _covers(new: LineFix, old: LineFix) -> bool:
+    return bool(new.fixes) and new.line == old.line and set(old.cves) <= set(new.cves)
+
+
 def merge(old: Advisory, new: Advisory) -> Advisory:
     """``new`` (a later or richer reading) over ``old``: known values are kept where ``new`` lacks them.
 
-    Lines: a row of ``new`` replaces the row of ``old`` for the same line and CVEs; rows only ``old``
-    knows (a CVE record's fixed version, say) stay.
+    Lines: rows of ``new`` replace the rows of ``old`` they cover (same line, CVEs a subset, a fixed
+    version given); rows only ``old`` knows (a CVE record's fixed version, say) stay.
     """
     cves = {c.id: c for c in old.cves}
     for cve in new.cves:
@@ -263,11 +267,7 @@ def merge(old: Advisory, new: Advisory) -> Advisory:
                 cve.text or before.text,
             )
         )
-    rows = {(lf.line, lf.cves): lf for lf in old.lines}
-    new_lines = {lf.line for lf in new.lines if any(f.state is not FixState.UNKNOWN for f in lf.fixes)}
-    for key in [k for k in rows if k[0] in new_lines]:
-        del rows[key]  # a fuller reading of a line replaces what a partial one said
-    rows.update({(lf.line, lf.cves): lf for lf in new.lines})
+    kept = [lf for lf in old.lines if not any(_covers(n, lf) for n in new.lines)]
     return replace(
         old,
         title=new.title or old.title,
@@ -276,7 +276,7 @@ def merge(old: Advisory, new: Advisory) -> Advisory:
         updated=new.updated or old.updated,
         revision=new.revision or old.revision,
         cves=tuple(cves.values()),
-        lines=tuple(rows.values()),
+        lines=tuple(dict.fromkeys([*kept, *new.lines])),
         workaround=new.workaround or old.workaround,
         workaround_kb=new.workaround_kb or old.workaround_kb,
         url=new.url or old.url,
@@ -293,13 +293,22 @@ def changes(old: Advisory, new: Advisory) -> list[str]:
     added = [c for c in new.cve_ids if c not in old.cve_ids]
     if added:
         said.append(f"new CVEs: {', '.join(added)}")
-    before = {lf.line: {f.label() for f in lf.fixes} for lf in old.lines}
+    before: dict[str, set[str]] = {}
+    for lf in old.lines:
+        before.setdefault(lf.line, set()).update(f.label() for f in lf.fixes)
+    after: dict[str, set[str]] = {}
     for lf in new.lines:
-        now = {f.label() for f in lf.fixes}
-        was = before.get(lf.line, set())
+        after.setdefault(lf.line, set()).update(f.label() for f in lf.fixes)
+    for line, now in after.items():
+        was = before.get(line, set())
         if now - was:
-            previous = ", ".join(sorted(was)) or "not listed"
-            said.append(f"ESXi {lf.line}: fixed by {', '.join(sorted(now - was))} (was {previous})")
+            fresh = ", ".join(sorted(now - was))
+            if not was:
+                said.append(f"ESXi {line}: fixed by {fresh} (not listed before)")
+            elif was - now:
+                said.append(f"ESXi {line}: fixed by {fresh} (was {', '.join(sorted(was - now))})")
+            else:
+                said.append(f"ESXi {line}: also fixed by {fresh}")
     if (new.workaround or "") != (old.workaround or ""):
         said.append(f"workaround: {new.workaround or 'none'}")
     if new.severity != old.severity and old.severity:
