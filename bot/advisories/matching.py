@@ -16,6 +16,7 @@ Rules, for a host of line L (``8.0``) on update line V (``8.0.2``) and build B:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -66,8 +67,20 @@ class AdvisoryMatches:
         return any(c.exploited for c in self.cves)
 
     def hosts(self, *verdicts: Verdict) -> list[str]:
-        """Hosts with any CVE of the advisory in one of ``verdicts``, in fleet order, once each."""
-        return list(dict.fromkeys(h for c in self.cves for h in c.hosts(*verdicts)))
+        """Hosts with any CVE of the advisory in one of ``verdicts``, once each.
+
+        CVEs judged by the same rows share one ``groups`` tuple: it is read once.
+        """
+        seen: set[int] = set()
+        found: dict[str, None] = {}
+        for cve in self.cves:
+            if id(cve.groups) in seen:
+                continue
+            seen.add(id(cve.groups))
+            for outcome, hosts in cve.groups:
+                if outcome.verdict in verdicts:
+                    found.update(dict.fromkeys(hosts))
+        return list(found)
 
     def matches(self) -> Iterator[CveMatch]:
         for cve in self.cves:
@@ -86,16 +99,29 @@ class AdvisoryMatches:
 
 
 class HostGroups:
-    """Hosts grouped by what verdicts depend on; build once per fleet, reuse for every advisory."""
+    """Hosts grouped by what verdicts depend on; build once per fleet, reuse for every advisory.
+
+    ``builds`` maps (version, build) to the hosts under it split by exposure facts (AD join, VMs
+    with a USB controller): the version verdict is judged once per build, the exposure once per split.
+    """
 
     def __init__(self, hosts: Iterable[Host]) -> None:
-        groups: dict[HostKey, list[str]] = {}
+        builds: dict[
+            tuple[str | None, int | None], dict[tuple[bool | None, tuple[str, ...] | None], list[str]]
+        ] = {}
         for host in hosts:
-            key = (host.version, host.build, host.ad_joined, host.usb_controller_vms)
-            groups.setdefault(key, []).append(host.name)
-        self.groups: dict[HostKey, tuple[str, ...]] = {k: tuple(v) for k, v in groups.items()}
+            split = builds.setdefault((host.version, host.build), {})
+            split.setdefault((host.ad_joined, host.usb_controller_vms), []).append(host.name)
+        self.builds = {
+            vb: {facts: tuple(names) for facts, names in split.items()} for vb, split in builds.items()
+        }
+
+    @property
+    def groups(self) -> dict[HostKey, tuple[str, ...]]:
+        return {(*vb, *facts): names for vb, split in self.builds.items() for facts, names in split.items()}
 
 
+@functools.lru_cache(maxsize=512)
 def _line(version: str | None) -> str | None:
     return ".".join(version.split(".")[:2]) if version else None
 
@@ -128,50 +154,104 @@ def _exposure(
     return exposed, said
 
 
+@dataclass(frozen=True, slots=True)
+class _Placed:
+    version: tuple[int, int, int]
+    build: int
+    fix: FixedVersion
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The response-matrix rows one CVE is judged by, read once: per line, the placed fixes."""
+
+    advisory: Advisory
+    cve: str
+    listed: tuple[str, ...]  # lines named for the CVE, newest first
+    rows: Mapping[str, tuple[FixedVersion, ...]]  # line → every fix of its rows
+    placed: Mapping[str, tuple[_Placed, ...]]
+    workaround: Mapping[str, str | None]
+
+
 class Judge:
-    """Verdicts of one advisory CVE per host group, memoised by (cve rows, host key)."""
+    """Verdicts of advisory CVEs on host groups; the build catalog's answers are cached."""
 
     def __init__(self, catalog: BuildCatalog) -> None:
         self._catalog = catalog
+        self._names: dict[int, str] = {}
+        self._tuples: dict[str, tuple[int, int, int]] = {}
 
-    def judge(self, advisory: Advisory, cve: str, key: HostKey) -> Outcome:
-        version, build, ad, usb = key
-        outcome = self._versions(advisory, cve, version, build)
-        if outcome.verdict not in (Verdict.VULNERABLE, Verdict.UNKNOWN):
-            return outcome
+    def _vt(self, version: str) -> tuple[int, int, int]:
+        found = self._tuples.get(version)
+        if found is None:
+            found = self._tuples[version] = version_tuple(version)
+        return found
+
+    def plan(self, advisory: Advisory, cve: str) -> _Plan:
+        rows: dict[str, list[FixedVersion]] = {}
+        workaround: dict[str, str | None] = {}
+        for lf in advisory.lines:
+            if lf.cves and cve not in lf.cves:
+                continue
+            rows.setdefault(lf.line, []).extend(lf.fixes)
+            workaround.setdefault(lf.line, lf.workaround)
+        placed = {
+            line: tuple(
+                _Placed(self._vt(f.version), f.build, f)
+                for f in fixes
+                if f.state is FixState.FIXED and f.build and f.version
+            )
+            for line, fixes in rows.items()
+        }
+        listed = tuple(sorted(rows, key=self._vt, reverse=True))
+        return _Plan(advisory, cve, listed, {k: tuple(v) for k, v in rows.items()}, placed, workaround)
+
+    def kinds(self, advisory: Advisory, cve: str) -> tuple[Exposure, ...]:
         found = advisory.cve(cve)
         kinds = exposures_in(f"{found.title} {found.text}") if found and (found.title or found.text) else ()
-        kinds = kinds or advisory.exposures
-        if not kinds:
+        return kinds or advisory.exposures
+
+    def judge(self, advisory: Advisory, cve: str, key: HostKey) -> Outcome:
+        """One (CVE, host) verdict from scratch (the per-pair way; ``match_advisory`` groups instead)."""
+        version, build, ad, usb = key
+        return self.expose(
+            self.versions(self.plan(advisory, cve), version, build), self.kinds(advisory, cve), ad, usb
+        )
+
+    @staticmethod
+    def expose(
+        outcome: Outcome, kinds: Sequence[Exposure], ad: bool | None, usb: tuple[str, ...] | None
+    ) -> Outcome:
+        if not kinds or outcome.verdict not in (Verdict.VULNERABLE, Verdict.UNKNOWN):
             return outcome
         exposed, said = _exposure(kinds, ad, usb)
         return Outcome(outcome.verdict, outcome.fixed_by, (*outcome.reasons, *said), exposed)
 
-    def _versions(self, advisory: Advisory, cve: str, version: str | None, build: int | None) -> Outcome:
+    def versions(self, plan: _Plan, version: str | None, build: int | None) -> Outcome:
+        advisory = plan.advisory
         if not advisory.lines:
             if advisory.products:
                 return Outcome(Verdict.NOT_APPLICABLE, None, ("the advisory lists no ESXi product",))
             return Outcome(Verdict.UNKNOWN, None, ("the advisory's fixed versions are not known yet",))
-        rows = [lf for lf in advisory.lines if not lf.cves or cve in lf.cves]
         line = _line(version)
         if line is None:
             return Outcome(Verdict.UNKNOWN, None, ("the host's version is unknown",))
-        listed = sorted({lf.line for lf in rows}, reverse=True)
-        mine = [lf for lf in rows if lf.line == line]
-        if not mine:
-            where = f"ESXi {', '.join(listed)}" if listed else "no ESXi line"
-            return Outcome(Verdict.NOT_APPLICABLE, None, (f"{cve} concerns {where}; the host runs {line}",))
-        fixes = [f for lf in mine for f in lf.fixes]
-        placed = [f for f in fixes if f.state is FixState.FIXED and f.build and f.version]
+        fixes = plan.rows.get(line)
+        if fixes is None:
+            where = f"ESXi {', '.join(plan.listed)}" if plan.listed else "no ESXi line"
+            return Outcome(
+                Verdict.NOT_APPLICABLE, None, (f"the advisory's fixes cover {where}; the host runs {line}",)
+            )
+        placed = plan.placed[line]
         if not placed:
-            return self._unplaced(line, fixes, mine[0].workaround or advisory.workaround)
+            return self._unplaced(line, fixes, plan.workaround.get(line))
         if build is None:
             return Outcome(Verdict.UNKNOWN, None, ("the host's build is unknown",))
-        host_v = version_tuple(version or line)
-        same = [f for f in placed if version_tuple(f.version or "") == host_v]
+        host_v = self._vt(version or line)
+        same = [p for p in placed if p.version == host_v]
         name = self._name(build)
         if same:
-            fix = min(same, key=lambda f: f.build or 0)
+            fix = min(same, key=lambda p: p.build).fix
             if build >= (fix.build or 0):
                 return Outcome(Verdict.FIXED, fix.label(), (f"host build {build}{name} ≥ {fix.label()}",))
             return Outcome(
@@ -179,18 +259,17 @@ class Judge:
                 fix.label(),
                 (f"host build {build}{name} is older than {fix.label()}, the fix for its update line",),
             )
-        older = [f for f in placed if version_tuple(f.version or "") < host_v]
+        older = [p for p in placed if p.version < host_v]
         if older:
-            fix = max(older, key=lambda f: (version_tuple(f.version or ""), f.build or 0))
-            return self._contains(build, name, fix, line)
-        fix = min(placed, key=lambda f: (version_tuple(f.version or ""), f.build or 0))
+            return self._contains(build, max(older, key=lambda p: (p.version, p.build)).fix, line)
+        fix = min(placed, key=lambda p: (p.version, p.build)).fix
         return Outcome(
             Verdict.VULNERABLE,
             fix.label(),
             (f"host build {build}{name} predates {fix.label()}, the nearest fix for ESXi {line}",),
         )
 
-    def _unplaced(self, line: str, fixes: list[FixedVersion], workaround: str | None) -> Outcome:
+    def _unplaced(self, line: str, fixes: Sequence[FixedVersion], workaround: str | None) -> Outcome:
         states = {f.state for f in fixes}
         tail = (f"workaround: {workaround}",) if workaround else ("no workaround is published",)
         if FixState.NO_PATCH in states:
@@ -202,7 +281,7 @@ class Judge:
         )
         return Outcome(Verdict.UNKNOWN, None, reasons)
 
-    def _contains(self, build: int, name: str, fix: FixedVersion, line: str) -> Outcome:
+    def _contains(self, build: int, fix: FixedVersion, line: str) -> Outcome:
         known = self._catalog.lookup(fix.build)
         release = Release(
             line=line,
@@ -219,8 +298,28 @@ class Judge:
         return Outcome(Verdict.UNKNOWN, fix.label(), (verdict.reason,))
 
     def _name(self, build: int) -> str:
-        known = self._catalog.lookup(build)
-        return f" ({known.name})" if known else ""
+        found = self._names.get(build)
+        if found is None:
+            known = self._catalog.lookup(build)
+            found = self._names[build] = f" ({known.name})" if known else ""
+        return found
+
+
+Groups = tuple[tuple[Outcome, tuple[str, ...]], ...]
+
+
+def _judge_fleet(judge: Judge, plan: _Plan, kinds: tuple[Exposure, ...], fleet: HostGroups) -> Groups:
+    by_outcome: dict[Outcome, list[str]] = {}
+    for (version, build), split in fleet.builds.items():
+        base = judge.versions(plan, version, build)
+        if not kinds or base.verdict not in (Verdict.VULNERABLE, Verdict.UNKNOWN):
+            names = by_outcome.setdefault(base, [])
+            for hosts in split.values():
+                names.extend(hosts)
+            continue
+        for (ad, usb), hosts in split.items():
+            by_outcome.setdefault(judge.expose(base, kinds, ad, usb), []).extend(hosts)
+    return tuple((o, tuple(h)) for o, h in by_outcome.items())
 
 
 def match_advisory(
@@ -229,14 +328,16 @@ def match_advisory(
     judge: Judge,
     kev: Mapping[str, KevEntry],
 ) -> AdvisoryMatches:
+    """Every CVE of the advisory on the fleet; CVEs judged by the same rows share one result."""
     result: list[CveVerdicts] = []
+    shared: dict[tuple[tuple[int, ...], tuple[Exposure, ...]], Groups] = {}
     for cve in advisory.cve_ids:
-        by_outcome: dict[Outcome, list[str]] = {}
-        for key, hosts in groups.groups.items():
-            by_outcome.setdefault(judge.judge(advisory, cve, key), []).extend(hosts)
-        result.append(
-            CveVerdicts(advisory.id, cve, cve in kev, tuple((o, tuple(h)) for o, h in by_outcome.items()))
-        )
+        rows = tuple(i for i, lf in enumerate(advisory.lines) if not lf.cves or cve in lf.cves)
+        kinds = judge.kinds(advisory, cve)
+        found = shared.get((rows, kinds))
+        if found is None:
+            found = shared[(rows, kinds)] = _judge_fleet(judge, judge.plan(advisory, cve), kinds, groups)
+        result.append(CveVerdicts(advisory.id, cve, cve in kev, found))
     return AdvisoryMatches(advisory, tuple(result))
 
 
