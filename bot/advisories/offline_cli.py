@@ -19,6 +19,7 @@ from bot.advisories.list_api import parse_list
 from bot.advisories.matching import match_all
 from bot.advisories.model import Advisory, KevEntry, advisory_to_dict, merge
 from bot.advisories.page import parse_page
+from bot.advisories.poller import AdvisoryPoller
 from bot.advisories.records import cve_from_doc, is_cve_record, parse_kev
 from bot.builds import BuildCatalog
 from bot.inventory.static_file import InventoryError, build_lookup, load_inventory
@@ -134,3 +135,25 @@ async def advisories_match(
         for r in rows
     ]
     return "\n".join([*(f"warning: {p}" for p in problems), *lines]), code
+
+
+async def advisories_poll_once(poller: AdvisoryPoller) -> tuple[str, int]:
+    """Poll every enabled advisory source once; print what is new and what failed."""
+    lines: list[str] = []
+    failed = 0
+    for report in await poller.poll_all():
+        if report.error:
+            failed += 1
+            lines.append(f"{report.source}: ERROR {report.error}")
+        elif report.not_modified:
+            lines.append(f"{report.source}: not modified")
+        else:
+            note = " (first poll: stored, not announced)" if report.primed else ""
+            lines.append(
+                f"{report.source}: {len(report.new)} new, {len(report.updated)} updated advisories"
+                + (f", {len(report.kev_added)} CVEs newly in KEV" if report.kev_added else "")
+                + note
+            )
+            lines += [f"  {a}" for a in (*report.new, *report.updated)]
+        lines += [f"  warning: {w}" for w in report.warnings]
+    return "\n".join(lines) or "no advisory sources configured", 1 if failed else 0

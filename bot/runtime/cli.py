@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.advisories.offline_cli import advisories_match, advisories_parse
+from bot.advisories.offline_cli import advisories_match, advisories_parse, advisories_poll_once
 from bot.alerts.log_scan import render as render_scan
 from bot.alerts.log_scan import scan_files
 from bot.alerts.patterns import LogRuleError, load_rules
@@ -30,6 +30,7 @@ from bot.inventory.static_file import InventoryError, load_inventory
 from bot.messages import Command, Conversation, User
 from bot.releases.match_rules import MatchRuleError
 from bot.releases.offline_cli import match_notes, notes_parse, sources_poll_once
+from bot.releases.sources.poller import RELEASE_KINDS
 from bot.runtime.logconfig import Correlation, Redactor, configure, secret_values
 from bot.store.sql.base import StoreError
 from bot.vsphere.dump import dump_inventory
@@ -118,9 +119,14 @@ async def _sources_poll(settings: Settings) -> tuple[str, int]:
 
     app = await App.open(settings)
     try:
-        if app.poller is None:
-            return "no release source configured (add `sources:` to the config file)", 2
-        return await sources_poll_once(app.poller)
+        results = []
+        if app.poller is not None and any(s.kind in RELEASE_KINDS for s in app.poller.sources):
+            results.append(await sources_poll_once(app.poller))
+        if app.advisory_poller is not None:
+            results.append(await advisories_poll_once(app.advisory_poller))
+        if not results:
+            return "no source configured (add `sources:` to the config file)", 2
+        return "\n".join(text for text, _ in results), max(code for _, code in results)
     finally:
         await app.close()
 
