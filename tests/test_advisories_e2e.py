@@ -86,12 +86,20 @@ def _pages(site: Site) -> None:
         site.docs[f"/advisories/{page.name}"] = (page.read_bytes(), "text/html")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same flow over a SQLite file and over a real PostgreSQL (the migrations of both dialects)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "bot.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
 @asynccontextmanager
 async def _running(
-    tmp_path: Path, site: Site, clock: FakeClock, fleet: Fleet
+    database: str, site: Site, clock: FakeClock, fleet: Fleet
 ) -> AsyncIterator[tuple[App, io.StringIO]]:
     settings = Settings(
-        database_url=str(tmp_path / "bot.db"),
+        database_url=database,
         demo=False,  # no bundled advisories: everything comes from the local server
         auth=AuthSettings(roles={"console:ann": "admin"}),
         extra={
@@ -136,7 +144,7 @@ def _notifications(out: io.StringIO) -> list[str]:
 
 
 async def test_advisories_reach_a_subscribed_room_once_across_restarts(
-    tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch
+    database_url: str, site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parses = Parses(monkeypatch)
     clock = FakeClock(START)
@@ -147,7 +155,7 @@ async def test_advisories_reach_a_subscribed_room_once_across_restarts(
 
     # first process: subscribe; the first poll primes (old news is stored, not told); an unchanged
     # list and KEV then cost no parse
-    async with _running(tmp_path, site, clock, fleet) as (app, out):
+    async with _running(database_url, site, clock, fleet) as (app, out):
         assert (await _say(app, "subscribe security")).ok
         assert (await _say(app, "subscribe alerts")).ok
         first = await _poller(app).poll_all()
@@ -170,7 +178,7 @@ async def test_advisories_reach_a_subscribed_room_once_across_restarts(
     # second process: a new advisory is listed; its message is written to the outbox and the
     # process stops before delivering it
     _list(site, "VMSA-2025-0004", "VMSA-2024-0006", "VMSA-2024-0013", "VMSA-2026-0007")
-    async with _running(tmp_path, site, clock, fleet) as (app, out):
+    async with _running(database_url, site, clock, fleet) as (app, out):
         clock.advance(700)
         reports = await _poller(app).poll_all()
         assert reports[0].new == ("VMSA-2025-0004",)  # the Workstation-only VMSA-2026-0007 is skipped
@@ -178,7 +186,7 @@ async def test_advisories_reach_a_subscribed_room_once_across_restarts(
     assert "/advisories/VMSA-2026-0007.html" not in site.hits
 
     # third process: delivers it once; polling again tells nothing
-    async with _running(tmp_path, site, clock, fleet) as (app, out):
+    async with _running(database_url, site, clock, fleet) as (app, out):
         assert await _deliver(app) == 1
         clock.advance(700)
         await _poller(app).poll_all()
@@ -200,7 +208,7 @@ async def test_advisories_reach_a_subscribed_room_once_across_restarts(
     rows = json.loads(site.docs["/advisories/list#0"][0])
     rows["data"]["list"][0]["updated"] = "2025-03-10T09:00:00.000000"
     site.docs["/advisories/list#0"] = (json.dumps(rows).encode(), "application/json")
-    async with _running(tmp_path, site, clock, fleet) as (app, out):
+    async with _running(database_url, site, clock, fleet) as (app, out):
         clock.advance(700)
         reports = await _poller(app).poll_all()
         assert reports[0].updated == ("VMSA-2025-0004",)
@@ -251,27 +259,47 @@ async def test_advisories_reach_a_subscribed_room_once_across_restarts(
     assert "RESOLVED" in out.getvalue() and "no host is vulnerable any more" in out.getvalue()
 
 
-async def test_a_failing_advisory_page_is_fetched_again_and_told_once(tmp_path: Path, site: Site) -> None:
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [("missing", "HTTP 500"), ("50 MB", "exceeds the 8388608-byte cap"), ("no matrix", "no response matrix")],
+)
+async def test_a_failing_advisory_page_is_fetched_again_and_told_once(
+    tmp_path: Path, site: Site, failure: str, said: str
+) -> None:
+    database_url = str(tmp_path / "bot.db")
     clock = FakeClock(START)
     fleet = Fleet(demo_inventory(BuildCatalog.bundled(), clock).hosts())
     _pages(site)
     _list(site, "VMSA-2024-0006")
     _kev(site)
-    async with _running(tmp_path, site, clock, fleet) as (app, out):
+    async with _running(database_url, site, clock, fleet) as (app, out):
         assert (await _say(app, "subscribe security")).ok
         await _poller(app).poll_all()
-        page = site.docs.pop("/advisories/VMSA-2024-0013.html")  # the server answers 500 for it
+        page = site.docs.pop("/advisories/VMSA-2024-0013.html")  # missing: the server answers 500
+        if failure == "50 MB":
+            site.docs["/advisories/VMSA-2024-0013.html"] = (page[0] + b" " * 50 * 1024 * 1024, "text/html")
+        elif failure == "no matrix":
+            cut = page[0][: page[0].index(b"<h3>Response Matrix")]
+            site.docs["/advisories/VMSA-2024-0013.html"] = (cut, "text/html")
         _list(site, "VMSA-2024-0006", "VMSA-2024-0013")
         clock.advance(700)
         reports = await _poller(app).poll_all()
-        assert reports[0].new == ("VMSA-2024-0013",) and "HTTP 500" in " ".join(reports[0].warnings)
-        site.docs["/advisories/VMSA-2024-0013.html"] = page
-        clock.advance(700)
-        reports = await _poller(app).poll_all()
-        assert reports[0].updated == ("VMSA-2024-0013",)
+        assert reports[0].error is None and reports[0].new == ("VMSA-2024-0013",)
+        assert said in " ".join(reports[0].warnings)
+        if failure != "no matrix":  # a page that could not be read is asked for again
+            site.docs["/advisories/VMSA-2024-0013.html"] = page
+            _list(site, "VMSA-2024-0006", "VMSA-2024-0013")
+            clock.advance(700)
+            reports = await _poller(app).poll_all()
+            assert reports[0].updated == ("VMSA-2024-0013",)
         clock.advance(700)
         await _poller(app).poll_all()
         await _deliver(app)
+        vmsa = await _say(app, "vmsa VMSA-2024-0013")
     texts = _notifications(out)
+    if failure == "no matrix":  # what could be read is told once; verdicts say the fixes are unknown
+        assert len(texts) == 1 and "0 hosts vulnerable" in texts[0]
+        assert "the advisory's fixed versions are not known yet" in str(vmsa.blocks)
+        return
     assert len(texts) == 2  # first without fixed versions, then once more when the page could be read
     assert "No patch planned for ESXi 7.0" in texts[1]
