@@ -27,7 +27,7 @@ from bot.clock import FakeClock
 from bot.config import AuthSettings, Settings
 from bot.inventory.demo import demo_inventory
 from bot.inventory.merged import Freshness
-from bot.messages import Command, Conversation, Reply, User
+from bot.messages import Command, Conversation, Reply, Table, User
 from bot.model import Host
 from bot.runtime.app import App
 from handlers import ALL
@@ -303,3 +303,51 @@ async def test_a_failing_advisory_page_is_fetched_again_and_told_once(
         return
     assert len(texts) == 2  # first without fixed versions, then once more when the page could be read
     assert "No patch planned for ESXi 7.0" in texts[1]
+
+
+async def test_single_page_and_cve_record_sources(tmp_path: Path, site: Site) -> None:
+    """``vmsa`` (one page) and ``cve`` (one record) sources: the record fills in what the page lacks."""
+    clock = FakeClock(START)
+    fleet = Fleet(demo_inventory(BuildCatalog.bundled(), clock).hosts())
+    page = (PAGES / "VMSA-2024-0006.html").read_text()
+    row_70 = next(line for line in page.splitlines() if "ESXi70U3p" in line)
+    site.docs["/vmsa.html"] = (page.replace(row_70, "").encode(), "text/html")  # a page without its 7.0 row
+    record = json.loads((DATA / "CVE-2024-22252.json").read_text())
+    site.docs["/cve.json"] = (json.dumps(record).encode(), "application/json")
+    settings = Settings(
+        database_url=str(tmp_path / "bot.db"),
+        demo=False,
+        auth=AuthSettings(roles={"console:ann": "admin"}),
+        extra={
+            "sources": [
+                {"name": "page", "kind": "vmsa", "url": f"{site.base}/vmsa.html"},
+                {"name": "record", "kind": "cve", "url": f"{site.base}/cve.json"},
+            ]
+        },
+    )
+    app = await App.open(settings, specs=ALL, clock=clock, inventory=fleet)
+    try:
+        out = io.StringIO()
+        app.add_adapter(ConsoleAdapter("console:ann", clock, stdout=out))
+        assert (await _say(app, "subscribe security")).ok
+        reports = await _poller(app).poll_all()
+        assert [(r.new, r.updated, r.error) for r in reports] == [
+            (("VMSA-2024-0006",), (), None),
+            ((), ("VMSA-2024-0006",), None),
+        ]
+        assert "affected[0].versions[0]: version '8.0 ' trimmed" in reports[1].warnings
+        clock.advance(4000)
+        again = await _poller(app).poll_all()
+        assert [(r.not_modified, r.parsed) for r in again] == [(True, 0), (True, 0)]
+        cve = await _say(app, "cve CVE-2024-22252")
+        esx01 = next(r for b in cve.blocks if isinstance(b, Table) for r in b.rows if r[0] == "esx01")
+        assert esx01[1:4] == ("vulnerable", "all", "ESXi 7.0 Update 3p (23307199)")  # from the record
+        other = await _say(app, "cve CVE-2024-22254")
+        esx01 = next(r for b in other.blocks if isinstance(b, Table) for r in b.rows if r[0] == "esx01")
+        assert esx01[1] == "not-applicable"  # the page lists no 7.0 fix for it and no record says more
+        assert "in VMSA-2024-0006, CVSSv3 8.4" in str(
+            cve.blocks
+        )  # the page's ESXi score, not the record's 9.3
+        assert await _deliver(app) == 0  # both sources were priming
+    finally:
+        await app.close()

@@ -18,6 +18,13 @@ from typing import Any
 
 from bot.advisories.model import Advisory, Cve
 
+# The public API a ``vmsa-list`` source points at (a ``sources: public`` preset uses these)
+BROADCOM_LIST_URL = (
+    "https://support.broadcom.com/web/ecx/security-advisory/-/securityadvisory/getSecurityAdvisoryList"
+)
+VSPHERE_SEGMENT = "VC"
+CISA_KEV_URL = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
+
 ADVISORY_ID = re.compile(r"\bVMSA-(\d{4})-(\d{4})\b", re.IGNORECASE)
 CVE_ID = re.compile(r"\bCVE-\d{4}-\d{4,7}\b", re.IGNORECASE)
 _ESXI = re.compile(r"\bESXi?\b|Cloud Foundation|\bVCF\b|vSphere", re.IGNORECASE)

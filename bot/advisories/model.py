@@ -250,6 +250,8 @@ def _covers(new: LineFix, old: LineFix) -> bool:
 def merge(old: Advisory, new: Advisory) -> Advisory:
     """``new`` (a later or richer reading) over ``old``: known values are kept where ``new`` lacks them.
 
+    To let a reading only fill gaps (a CVE record beside the advisory page), merge the other way round.
+
     Lines: rows of ``new`` replace the rows of ``old`` they cover (same line, CVEs a subset, a fixed
     version given); rows only ``old`` knows (a CVE record's fixed version, say) stay.
     """

@@ -110,8 +110,13 @@ async def advisories_match(
             return f"cannot read {target}: {exc}", 2
         found, warnings = parse_document(body, url=url, catalog=catalog)
         problems += [f"{target}: {w}" for w in warnings]
+        record = body.lstrip()[:1] == b"{" and b'"cveMetadata"' in body
         for advisory in found:
-            by_id[advisory.id] = merge(by_id[advisory.id], advisory) if advisory.id in by_id else advisory
+            known = by_id.get(advisory.id)
+            if known is None:
+                by_id[advisory.id] = advisory
+            else:  # a CVE record fills in what the page does not say; a page wins over what came before
+                by_id[advisory.id] = merge(advisory, known) if record else merge(known, advisory)
     kev: dict[str, KevEntry] = {}
     for target in kev_files:
         try:

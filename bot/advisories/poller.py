@@ -271,7 +271,12 @@ class AdvisoryPoller:
         now = self._clock.now()
         stored = await self._repo.get(found.id)
         old = advisory_from_dict(stored.doc) if stored is not None else None
-        merged = merge(old, found) if old is not None else found
+        if old is None:
+            merged = found
+        elif source.kind is SourceKind.CVE:  # a record fills in what the advisory page does not say
+            merged = merge(found, old)
+        else:
+            merged = merge(old, found)
         digest = merged.digest()
         if stored is not None and stored.digest == digest:
             if list_updated is not None and stored.list_updated != list_updated:
