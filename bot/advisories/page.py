@@ -83,9 +83,8 @@ def _workaround(cell: Cell) -> tuple[str | None, str | None]:
 
 
 class _Reader:
-    def __init__(self, catalog: BuildCatalog, url: str) -> None:
+    def __init__(self, catalog: BuildCatalog) -> None:
         self.catalog = catalog
-        self.url = url
         self.fields: dict[str, str] = {}
         self.cves: dict[str, Cve] = {}
         self.sections: dict[str, list[str]] = {}
@@ -208,7 +207,7 @@ def parse_page(body: bytes, *, url: str, catalog: BuildCatalog) -> PageResult:
         body = body[:MAX_BYTES]
     items = flatten(body.decode("utf-8", errors="replace"))
     texts = [i for i in items if isinstance(i, str)]
-    reader = _Reader(catalog, url)
+    reader = _Reader(catalog)
     current: list[str] | None = None
     for item in items:
         if isinstance(item, str):
