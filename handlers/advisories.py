@@ -8,7 +8,7 @@ from typing import Literal
 
 from bot.advisories.matching import AdvisoryMatches, CveVerdicts
 from bot.advisories.model import Advisory, FixState, KevEntry, Verdict
-from bot.advisories.service import AdvisoryService, hosts_phrase
+from bot.advisories.service import AdvisoryService, exposure_phrase, hosts_phrase
 from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.spec import CommandError, command
@@ -172,6 +172,7 @@ async def vmsa(ctx: Context, advisory_id: str) -> Reply:
         + ("EXPLOITED, " if result.exploited else "")
         + f"{len(vulnerable)} host{'s' if len(vulnerable) != 1 else ''} vulnerable"
         + (f" ({hosts_phrase(vulnerable)})" if vulnerable else "")
+        + exposure_phrase(result)
         + "".join(f", {n} {v.value}" for v in _ORDER[1:] if (n := counts.get(v, 0)))
     )
     blocks: list[Block] = [

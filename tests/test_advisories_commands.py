@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.messages import Fields, Table, Text
+from tests.alert_harness import ONCALL
 from tests.fixtures.bot import OPERATOR, VIEWER, MakeBot
 from tests.fixtures.vcsim import VcsimFactory
 from tests.jobs_lab import lab_bot
@@ -122,3 +125,27 @@ async def test_patch_preview_lists_the_cves_the_target_closes(
         assert "ESXi 7.0 Update 3s closes CVE-2024-22252 (VMSA-2024-0006)" in closing[0]
         assert "CVE-2025-22224 (VMSA-2025-0004)" in closing[0]
         assert "CVE-2024-37085" not in closing[0]  # no patch planned for 7.0: the update does not close it
+
+
+@pytest.mark.parametrize(("joined", "paged"), [(False, False), (True, True)])
+async def test_an_exploited_cve_pages_only_when_a_host_is_within_reach(
+    make_bot: MakeBot, tmp_path: Path, joined: bool, paged: bool
+) -> None:
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(
+        f"- {{name: esx-a, build: 24585291, ad_joined: {str(joined).lower()}}}\n"
+        "- {name: esx-b, build: 24585291, ad_joined: false}\n"
+    )
+    bot = await make_bot(inventory_file=str(inventory), extra={"oncall": ONCALL})
+    service = bot.app.services.advisories
+    assert service is not None and service.paging()
+    advisory = await service.find("VMSA-2024-0013")
+    assert advisory is not None
+    await service.announce(advisory, key="test")
+    reply = await bot.say("alerts", as_user=VIEWER)
+    assert bool(reply.data.get("alerts")) is paged
+    vmsa = await bot.say("vmsa VMSA-2024-0013", as_user=VIEWER)
+    exposed = (
+        "1 exposed by their configuration, 1 not" if joined else "0 exposed by their configuration, 2 not"
+    )
+    assert vmsa.summary.endswith(exposed)

@@ -56,6 +56,15 @@ class CveVerdicts:
     def hosts(self, *verdicts: Verdict) -> list[str]:
         return [h for outcome, hosts in self.groups if outcome.verdict in verdicts for h in hosts]
 
+    def at_risk(self) -> list[str]:
+        """Vulnerable hosts, less those whose configuration keeps them out of reach (``exposed`` False)."""
+        return [
+            h
+            for outcome, hosts in self.groups
+            if outcome.verdict is Verdict.VULNERABLE and outcome.exposed is not False
+            for h in hosts
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class AdvisoryMatches:
@@ -81,6 +90,22 @@ class AdvisoryMatches:
                 if outcome.verdict in verdicts:
                     found.update(dict.fromkeys(hosts))
         return list(found)
+
+    def exposure(self) -> dict[bool | None, list[str]]:
+        """Vulnerable hosts by whether their configuration exposes them (True, False, None: unknown).
+
+        A host counts as exposed when any CVE finds it so, as not exposed only when every CVE does.
+        """
+        seen: dict[str, set[bool | None]] = {}
+        for cve in self.cves:
+            for outcome, hosts in cve.groups:
+                if outcome.verdict is Verdict.VULNERABLE:
+                    for host in hosts:
+                        seen.setdefault(host, set()).add(outcome.exposed)
+        found: dict[bool | None, list[str]] = {True: [], False: [], None: []}
+        for host, values in seen.items():
+            found[True if True in values else None if None in values else False].append(host)
+        return found
 
     def matches(self) -> Iterator[CveMatch]:
         for cve in self.cves:

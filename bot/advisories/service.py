@@ -58,6 +58,21 @@ def bundled_advisories(catalog: BuildCatalog) -> tuple[list[Advisory], list[KevE
     return advisories, list(kev)
 
 
+def exposure_phrase(result: AdvisoryMatches) -> str:
+    """``; 3 exposed by their configuration, 4 not, 2 unknown`` when the advisory depends on one."""
+    if not result.advisory.exposures:
+        return ""
+    split = result.exposure()
+    if not any(split.values()):
+        return ""
+    parts = [f"{len(split[True])} exposed by their configuration"]
+    if split[False]:
+        parts.append(f"{len(split[False])} not")
+    if split[None]:
+        parts.append(f"{len(split[None])} unknown")
+    return "; " + ", ".join(parts)
+
+
 def kev_to_dict(entry: KevEntry) -> dict[str, Any]:
     return {
         "cve": entry.cve,
@@ -216,7 +231,7 @@ class AdvisoryService:
             f"{advisory.id} ({advisory.severity or 'severity ?'}), {what}: {flag}; "
             f"{len(vulnerable)} host{'s' if len(vulnerable) != 1 else ''} vulnerable"
         )
-        summary = f"{head}: {hosts_phrase(vulnerable)}" if vulnerable else head
+        summary = (f"{head}: {hosts_phrase(vulnerable)}" if vulnerable else head) + exposure_phrase(result)
         style = Style.ERROR if exploited and vulnerable else Style.WARNING if vulnerable else Style.PLAIN
         blocks: list[Block] = [Text(summary, style), Text(advisory.title or "")]
         if changed:
@@ -262,9 +277,9 @@ class AdvisoryService:
         if not self.paging() or self._engine is None:
             return
         exploited = [c for c in result.cves if c.exploited]
-        vulnerable = list(dict.fromkeys(h for c in exploited for h in c.hosts(Verdict.VULNERABLE)))
+        vulnerable = list(dict.fromkeys(h for c in exploited for h in c.at_risk()))
         if not vulnerable:
-            return
+            return  # nothing vulnerable, or only hosts whose configuration keeps them out of reach
         due = [kev[c.cve].due_date for c in exploited if c.cve in kev and kev[c.cve].due_date]
         detail = (
             f"{', '.join(c.cve for c in exploited)} exploited in the wild"
@@ -290,7 +305,7 @@ class AdvisoryService:
             if await self._engine.alerts.open_for(result.advisory.id, PAGE_KIND) is None:
                 continue
             exploited = [c for c in result.cves if c.exploited]
-            if not any(c.hosts(Verdict.VULNERABLE) for c in exploited):
+            if not any(c.at_risk() for c in exploited):
                 await self._engine.ingest(
                     Signal(
                         result.advisory.id,
