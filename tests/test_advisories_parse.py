@@ -147,6 +147,10 @@ def test_bad_pages_give_warnings_and_what_could_be_read() -> None:
     assert cut.advisory is not None and [lf.line for lf in cut.advisory.lines] == ["8.0", "8.0"]
 
     assert parse_page(b"<html><p>nothing here</p>", url="x", catalog=CATALOG).advisory is None
+    head = (PAGES / "VMSA-2025-0004.html").read_bytes().split(b"<h3>Response Matrix")[0]
+    broken = parse_page(head + b"<![foo bar]> <table>", url="x", catalog=CATALOG)  # html.parser asserts here
+    assert broken.advisory is not None and broken.advisory.cves[0].cvss == 9.3
+    assert any(w.startswith("markup unreadable after") for w in broken.warnings)
     assert parse_page(b"\xff\xfe\x00garbage<<<table<tr><td", url="x", catalog=CATALOG).advisory is None
 
 

@@ -119,4 +119,5 @@ def parse_list(body: bytes) -> ListPage:
             rows.append(parsed)
     info = data.get("pageInfo") if isinstance(data, dict) else None
     last = info.get("lastPage") if isinstance(info, dict) else None
-    return ListPage(tuple(rows), last if isinstance(last, int) and last >= 0 else None, tuple(warnings))
+    usable_last = isinstance(last, int) and not isinstance(last, bool) and last >= 0
+    return ListPage(tuple(rows), last if usable_last else None, tuple(warnings))

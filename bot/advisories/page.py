@@ -205,7 +205,9 @@ def parse_page(body: bytes, *, url: str, catalog: BuildCatalog) -> PageResult:
     if len(body) > MAX_BYTES:
         warnings.append(f"page of {len(body)} bytes: read the first {MAX_BYTES} only")
         body = body[:MAX_BYTES]
-    items = flatten(body.decode("utf-8", errors="replace"))
+    items, broken = flatten(body.decode("utf-8", errors="replace"))
+    if broken:
+        warnings.append(broken)
     texts = [i for i in items if isinstance(i, str)]
     reader = _Reader(catalog)
     current: list[str] | None = None

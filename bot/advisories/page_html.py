@@ -117,7 +117,15 @@ class _Flattener(HTMLParser):
         return self.items
 
 
-def flatten(html: str) -> list[Item]:
+def flatten(html: str) -> tuple[list[Item], str | None]:
+    """The items, and why reading stopped early (the stdlib parser asserts on some broken markup)."""
     parser = _Flattener()
-    parser.feed(html)
-    return parser.finish()
+    try:
+        parser.feed(html)
+        return parser.finish(), None
+    except (AssertionError, ValueError) as exc:
+        parser.rawdata = ""  # drop the unreadable rest; keep what was read before it
+        return (
+            parser.finish(),
+            f"markup unreadable after {parser.getpos()[0]} lines ({exc}); read what came before",
+        )
