@@ -149,3 +149,20 @@ async def test_an_exploited_cve_pages_only_when_a_host_is_within_reach(
         "1 exposed by their configuration, 1 not" if joined else "0 exposed by their configuration, 2 not"
     )
     assert vmsa.summary.endswith(exposed)
+
+
+async def test_an_unreadable_stored_advisory_is_skipped_not_fatal(make_bot: MakeBot) -> None:
+    bot = await make_bot()
+    db = bot.app.services.store.db
+    for advisory_id, doc in (("VMSA-2031-0001", "{not json"), ("VMSA-2031-0002", '{"title": "no id"}')):
+        await db.execute(
+            "INSERT INTO advisories (id, doc, digest, source, first_seen, changed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (advisory_id, doc, "x", "test", 0.0, 0.0),
+        )
+    await db.execute(
+        "INSERT INTO kev_entries (cve, doc, first_seen) VALUES (?, ?, ?)", ("CVE-2031-1", "[]", 0.0)
+    )
+    listing = await bot.say("advisories all", as_user=VIEWER)
+    assert listing.ok and [a["id"] for a in listing.data["advisories"]][:1] == ["VMSA-2025-0004"]
+    assert (await bot.say("cve CVE-2025-22224", as_user=VIEWER)).ok

@@ -66,6 +66,14 @@ class _Run:
     parsed: int = 0
 
 
+def _readable(doc: dict[str, object]) -> Advisory | None:
+    try:
+        return advisory_from_dict(doc)
+    except (KeyError, TypeError, ValueError):
+        log.warning("stored advisory %s is unreadable; replaced by the new reading", doc.get("id"))
+        return None
+
+
 def _digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
@@ -152,9 +160,15 @@ class AdvisoryPoller:
     # ----- list API ---------------------------------------------------------------------------------
     async def _poll_list(self, source: SourceConfig, run: _Run) -> tuple[bool, bool, FetchResult | None]:
         key = f"advisories:{source.name}:pages"
-        saved = json.loads(await self._kv.get(key) or "{}")
-        pages: dict[str, dict[str, str | None]] = saved.get("pages", {})
-        last_page = int(saved.get("last_page", 0))
+        try:
+            saved = json.loads(await self._kv.get(key) or "{}")
+            pages: dict[str, dict[str, str | None]] = dict(saved.get("pages", {}))
+            last_page = int(saved.get("last_page", 0))
+        except (ValueError, TypeError, AttributeError):
+            log.warning(
+                "advisory source %s: stored page validators unreadable; reading every page", source.name
+            )
+            pages, last_page = {}, 0
         unchanged = True
         usable = False
         page = 0
@@ -270,7 +284,9 @@ class AdvisoryPoller:
     ) -> None:
         now = self._clock.now()
         stored = await self._repo.get(found.id)
-        old = advisory_from_dict(stored.doc) if stored is not None else None
+        old = _readable(stored.doc) if stored is not None else None
+        if stored is not None and old is None:
+            stored = None  # an unreadable stored document: this reading replaces it
         if old is None:
             merged = found
         elif source.kind is SourceKind.CVE:  # a record fills in what the advisory page does not say

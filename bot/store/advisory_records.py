@@ -25,6 +25,15 @@ class StoredAdvisory:
     announced_digest: str | None
 
 
+def _doc(text: str) -> dict[str, Any]:
+    """A stored document; ``{}`` when it is not readable JSON (the advisory package then replaces it)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 class AdvisoryRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -34,15 +43,13 @@ class AdvisoryRepo:
         if row is None:
             return None
         return StoredAdvisory(
-            row["id"], json.loads(row["doc"]), row["digest"], row["list_updated"], row["announced_digest"]
+            row["id"], _doc(row["doc"]), row["digest"], row["list_updated"], row["announced_digest"]
         )
 
     async def all(self) -> list[StoredAdvisory]:
         rows = await self._db.fetchall("SELECT * FROM advisories ORDER BY id DESC")
         return [
-            StoredAdvisory(
-                r["id"], json.loads(r["doc"]), r["digest"], r["list_updated"], r["announced_digest"]
-            )
+            StoredAdvisory(r["id"], _doc(r["doc"]), r["digest"], r["list_updated"], r["announced_digest"])
             for r in rows
         ]
 
@@ -72,7 +79,7 @@ class AdvisoryRepo:
 
     async def kev(self) -> list[dict[str, Any]]:
         rows = await self._db.fetchall("SELECT doc FROM kev_entries ORDER BY cve")
-        return [json.loads(r["doc"]) for r in rows]
+        return [_doc(r["doc"]) for r in rows]
 
     async def add_kev(self, cve: str, doc: dict[str, Any], now: datetime) -> bool:
         """Record a KEV entry; True when the CVE was not listed before."""
