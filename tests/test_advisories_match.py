@@ -199,3 +199,29 @@ def test_cli_parse_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[s
         )
         == 1
     )
+
+
+def test_a_list_row_and_a_cve_record_without_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The list row knows the CVEs, the record one CVE's fixed versions: the others stay unknown."""
+    args = [
+        "advisories",
+        "match",
+        "--advisory",
+        str(DATA / "list.json"),
+        "--advisory",
+        str(DATA / "CVE-2025-22224.json"),
+    ]
+    assert main([*args, "--inventory", str(_inventory(tmp_path)), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    pick = {(r["cve"], r["host"]): r for r in rows if r["advisory"] == "VMSA-2025-0004"}
+    assert (pick[("CVE-2025-22224", "esx-a")]["verdict"], pick[("CVE-2025-22224", "esx-a")]["fixed_by"]) == (
+        "vulnerable",
+        "ESXi 8.0 Update 3d (24585383)",
+    )
+    assert pick[("CVE-2025-22224", "esx-b")]["verdict"] == "fixed"
+    assert pick[("CVE-2025-22225", "esx-a")]["reasons"] == ["no ESXi fixed version is known for this CVE yet"]
+    assert pick[("CVE-2025-22225", "esx-a")]["verdict"] == "unknown"
+    row_0013 = next(r for r in rows if r["advisory"] == "VMSA-2024-0013")
+    assert row_0013["reasons"] == ["the advisory's fixed versions are not known yet"]

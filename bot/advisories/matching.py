@@ -17,6 +17,7 @@ Rules, for a host of line L (``8.0``) on update line V (``8.0.2``) and build B:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from bot.advisories.model import (
 from bot.builds import BuildCatalog, version_tuple
 from bot.model import Host, Release
 
+_ESXI = re.compile(r"^\s*(?:VMware\s+)?ESXi?\b", re.IGNORECASE)
 HostKey = tuple[str | None, int | None, bool | None, tuple[str, ...] | None]
 
 
@@ -258,12 +260,18 @@ class Judge:
             if advisory.products:
                 return Outcome(Verdict.NOT_APPLICABLE, None, ("the advisory lists no ESXi product",))
             return Outcome(Verdict.UNKNOWN, None, ("the advisory's fixed versions are not known yet",))
+        if not plan.rows:  # rows for the advisory's other CVEs only
+            if any(not _ESXI.match(p) for p in advisory.products):
+                return Outcome(
+                    Verdict.NOT_APPLICABLE, None, ("the response matrix lists this CVE for other products",)
+                )
+            return Outcome(Verdict.UNKNOWN, None, ("no ESXi fixed version is known for this CVE yet",))
         line = _line(version)
         if line is None:
             return Outcome(Verdict.UNKNOWN, None, ("the host's version is unknown",))
         fixes = plan.rows.get(line)
         if fixes is None:
-            where = f"ESXi {', '.join(plan.listed)}" if plan.listed else "no ESXi line"
+            where = f"ESXi {', '.join(plan.listed)}"
             return Outcome(
                 Verdict.NOT_APPLICABLE, None, (f"the advisory's fixes cover {where}; the host runs {line}",)
             )
