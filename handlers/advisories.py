@@ -8,7 +8,7 @@ from typing import Literal
 
 from bot.advisories.matching import AdvisoryMatches, CveVerdicts
 from bot.advisories.model import Advisory, FixState, KevEntry, Verdict
-from bot.advisories.service import AdvisoryService, exposure_phrase, hosts_phrase
+from bot.advisories.service import PAGE_KIND, AdvisoryService, exposure_phrase, hosts_phrase
 from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.spec import CommandError, command
@@ -77,16 +77,22 @@ async def advisories(ctx: Context, scope: Literal["open", "all"] = "open") -> Re
         text = "No advisory leaves a host vulnerable." if scope == "open" else "No advisories are known yet."
         return Reply.text(text, style=Style.SUCCESS)
     results.sort(key=lambda r: (not r.exploited, -len(r.hosts(Verdict.VULNERABLE))))
-    rows = tuple(
-        (
-            r.advisory.id,
-            r.advisory.severity or "?",
-            "KEV" if r.exploited else "",
-            str(len(r.hosts(Verdict.VULNERABLE))),
-            r.advisory.title[:90],
+    kev = await service.kev()
+    rows = []
+    for r in results:
+        due = min(
+            (d for c in r.cves if c.exploited and c.cve in kev and (d := kev[c.cve].due_date)), default=None
         )
-        for r in results
-    )
+        rows.append(
+            (
+                r.advisory.id,
+                r.advisory.severity or "?",
+                ("KEV" + (f", due {due}" if due else "")) if r.exploited else "",
+                str(len(r.hosts(Verdict.VULNERABLE))),
+                await _page_state(ctx, r.advisory.id),
+                r.advisory.title[:90],
+            )
+        )
     exploited = sum(1 for r in results if r.exploited and r.hosts(Verdict.VULNERABLE))
     summary = (
         f"{len(rows)} advisor{'ies' if len(rows) != 1 else 'y'}"
@@ -96,7 +102,11 @@ async def advisories(ctx: Context, scope: Literal["open", "all"] = "open") -> Re
     return Reply(
         summary=summary,
         blocks=(
-            Table(("advisory", "severity", "exploited", "vulnerable hosts", "title"), rows, title=summary),
+            Table(
+                ("advisory", "severity", "exploited", "vulnerable hosts", "page", "title"),
+                tuple(rows),
+                title=summary,
+            ),
         ),
         data={
             "advisories": [
@@ -110,6 +120,15 @@ async def advisories(ctx: Context, scope: Literal["open", "all"] = "open") -> Re
             ]
         },
     )
+
+
+async def _page_state(ctx: Context, advisory_id: str) -> str:
+    """The advisory's open page, if any: ``#12 acknowledged by ann`` / ``#12 firing`` / ``-``."""
+    engine = ctx.services.alerts
+    rec = await engine.alerts.open_for(advisory_id, PAGE_KIND) if engine is not None else None
+    if rec is None:
+        return "-"
+    return f"#{rec.id} acknowledged by {rec.acked_by}" if rec.acked_by else f"#{rec.id} {rec.state.value}"
 
 
 def _card(advisory: Advisory) -> Fields:

@@ -80,10 +80,10 @@ async def test_advisories_list_cve_and_unknown_ids(make_bot: MakeBot) -> None:
     )
     (table,) = listing.blocks
     assert isinstance(table, Table)
-    assert [r[:4] for r in table.rows] == [
-        ("VMSA-2025-0004", "critical", "KEV", "9"),
-        ("VMSA-2024-0013", "important", "KEV", "9"),
-        ("VMSA-2024-0006", "critical", "", "9"),
+    assert [r[:5] for r in table.rows] == [
+        ("VMSA-2025-0004", "critical", "KEV, due 2025-03-25", "9", "-"),
+        ("VMSA-2024-0013", "important", "KEV, due 2024-08-20", "9", "-"),
+        ("VMSA-2024-0006", "critical", "", "9", "-"),
     ]
     assert (await bot.say("advisories all", as_user=VIEWER)).ok
     cve = await bot.say("cve CVE-2024-22252", as_user=VIEWER)
@@ -144,6 +144,14 @@ async def test_an_exploited_cve_pages_only_when_a_host_is_within_reach(
     await service.announce(advisory, key="test")
     reply = await bot.say("alerts", as_user=VIEWER)
     assert bool(reply.data.get("alerts")) is paged
+    if paged:
+        (alert,) = reply.data["alerts"]
+        assert (await bot.say(f"ack {alert['id']}", as_user=OPERATOR)).ok
+        listing = await bot.say("advisories", as_user=VIEWER)
+        row = next(
+            r for b in listing.blocks if isinstance(b, Table) for r in b.rows if r[0] == "VMSA-2024-0013"
+        )
+        assert row[4] == f"#{alert['id']} acknowledged by {OPERATOR}"
     vmsa = await bot.say("vmsa VMSA-2024-0013", as_user=VIEWER)
     exposed = (
         "1 exposed by their configuration, 1 not" if joined else "0 exposed by their configuration, 2 not"
