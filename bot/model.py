@@ -117,6 +117,8 @@ class Host:
     source: str = "static"  # "static", "vcenter:<name>", "demo"
     extra: Mapping[str, Any] = field(default_factory=_empty_map)
     features: Mapping[str, FeatureFact] = field(default_factory=_no_features)
+    ad_joined: bool | None = None  # joined to Active Directory (advisories: CVE-2024-37085)
+    usb_controller_vms: tuple[str, ...] | None = None  # VMs with a USB controller (VMSA-2024-0006)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,4 +268,6 @@ def host_to_dict(host: Host) -> dict[str, Any]:
             name: {"present": fact.present, "source": fact.source}
             for name, fact in sorted(host.features.items())
         },
+        "ad_joined": host.ad_joined,
+        "usb_controller_vms": None if host.usb_controller_vms is None else list(host.usb_controller_vms),
     }

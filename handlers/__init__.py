@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.command.spec import CommandSpec
+from handlers.advisories import advisories, cve, vmsa
 from handlers.alerts import ack, alerts, oncall, resolve, silence, unsilence
 from handlers.audit import audit
 from handlers.confirm import no, yes
@@ -45,4 +46,7 @@ ALL: tuple[CommandSpec, ...] = (
     audit,
     yes,
     no,
+    advisories,
+    vmsa,
+    cve,
 )

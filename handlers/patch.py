@@ -175,6 +175,10 @@ async def _plan(
         fixes = await _fixes(ctx, host, release)
         if fixes:
             notes.append(fixes)
+        if ctx.services.advisories is not None and (
+            closed := await ctx.services.advisories.closes(host, release.build, release.version)
+        ):
+            notes.append(f"{host.name}: {release.name} closes {', '.join(closed)}")
     groups = _groups(ctx, target.hosts)
     if parallel > 1 and any(g[0] == "vlcm" for g in groups):
         raise CommandError(

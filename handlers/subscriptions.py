@@ -9,15 +9,16 @@ from bot.command.context import Context
 from bot.command.spec import command
 from bot.messages import Reply, Style, Text
 
-Topic = Literal["releases", "alerts"]
+Topic = Literal["releases", "alerts", "security"]
 
 ABOUT = {
     "releases": "new ESXi releases and the fixes that matter to this fleet",
     "alerts": "bootbank-loss pages, escalations and resolutions",
+    "security": "new and revised security advisories, exploited CVEs and the hosts they concern",
 }
 
 
-@command("subscribe", help="Post a topic in this room: releases or alerts", role=Role.OPERATOR)
+@command("subscribe", help="Post a topic in this room: releases, alerts or security", role=Role.OPERATOR)
 async def subscribe(ctx: Context, topic: Topic) -> Reply:
     added = await ctx.services.store.subscriptions.add(
         ctx.command.conversation.key, topic, by=ctx.user.id, at=ctx.services.clock.now()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import random
 import re
@@ -196,13 +197,25 @@ def test_bad_bundles_are_warnings_never_crashes() -> None:
 def test_public_preset_and_token_rules() -> None:
     sources = parse_sources("public")
     assert [(s.name, s.kind.value, s.url) for s in sources] == [
-        ("public-catalog", "catalog", "https://www.virten.net/repo/esxiReleases.json")
+        ("public-catalog", "catalog", "https://www.virten.net/repo/esxiReleases.json"),
+        (
+            "public-advisories",
+            "vmsa-list",
+            "https://support.broadcom.com/web/ecx/security-advisory/-/securityadvisory/getSecurityAdvisoryList",
+        ),
+        (
+            "public-kev",
+            "kev",
+            "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json",
+        ),
     ]
     with_depot = parse_sources(
         [{"preset": "public", "token": "env:BROADCOM_TOKEN", "mirror": "http://127.0.0.1:9"}]
     )
     assert [s.url for s in with_depot] == [
         "http://127.0.0.1:9/repo/esxiReleases.json",
+        "http://127.0.0.1:9/web/ecx/security-advisory/-/securityadvisory/getSecurityAdvisoryList",
+        "http://127.0.0.1:9/sites/default/files/feeds/known_exploited_vulnerabilities.json",
         "http://127.0.0.1:9/{token}/PROD/COMP/ESX_HOST/main/vmw-depot-index.xml",
     ]
     with pytest.raises(ValueError, match="holds \\{token\\}"):
@@ -217,6 +230,17 @@ async def test_cli_polls_the_public_preset_against_recorded_copies(site: Site, t
     """`esxbot sources poll --once` with `sources: public` and a mirror serving recorded copies."""
     recorded = shared_file("feeds/virten-esxiReleases.2020-02-20.json").read_bytes()
     site.docs["/repo/esxiReleases.json"] = (recorded, "application/json")
+    advisories = shared_file("feeds/broadcom-vmsa-getSecurityAdvisoryList.response.json").read_bytes()
+    listing = "/web/ecx/security-advisory/-/securityadvisory/getSecurityAdvisoryList"
+    site.docs[f"{listing}#0"] = (advisories, "application/json")  # the recorded first page
+    empty = json.dumps({"success": True, "data": {"list": []}}).encode()
+    for page in range(1, 60):  # the recorded answer counts the whole real list: later pages are empty here
+        site.docs[f"{listing}#{page}"] = (empty, "application/json")
+    kev = Path(__file__).parents[1] / "bot" / "data" / "advisories" / "kev.json"
+    site.docs["/sites/default/files/feeds/known_exploited_vulnerabilities.json"] = (
+        kev.read_bytes(),
+        "application/json",
+    )
     serve_depot(site, prefix=f"/{TOKEN}/PROD/COMP/ESX_HOST/main")
     config = tmp_path / "esxbot.yaml"
     config.write_text(
@@ -231,4 +255,5 @@ async def test_cli_polls_the_public_preset_against_recorded_copies(site: Site, t
     assert done.returncode == 0, text
     assert "public-catalog: " in text and "(first poll: stored, not announced)" in text
     assert "public-depot: 4 new" in text and "ESX 9.0.0.0 build 24755229" in text
+    assert "public-advisories: " in text and "public-kev: " in text
     assert TOKEN not in text

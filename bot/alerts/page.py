@@ -37,6 +37,7 @@ class KindSpec:
     inhibited_by: tuple[str, ...] = ()
     clears: tuple[str, ...] = ()  # when this kind clears, these clear with it
     upgrade_helps: bool = True
+    about_host: bool = True  # False: the subject is not an inventory host (no host facts, no shutdown)
 
 
 KINDS: Mapping[str, KindSpec] = {
@@ -84,6 +85,17 @@ KINDS: Mapping[str, KindSpec] = {
             ),
             inhibited_by=("bootbank-loss",),
             upgrade_helps=False,
+        ),
+        KindSpec(  # raised by bot/advisories for an advisory (its id stands where a host name would)
+            "exploited-vulnerability",
+            Severity.CRITICAL,
+            "has a CVE exploited in the wild, and hosts are vulnerable to it",
+            (
+                "Patch the vulnerable hosts today: `vmsa <advisory>` names them and the fixed builds; "
+                "until then apply the advisory's workaround where there is one.",
+            ),
+            upgrade_helps=False,
+            about_host=False,
         ),
     )
 }
@@ -147,10 +159,14 @@ def fix_text(host: Host | None, spec: KindSpec, fix_hint: FixHint | None) -> str
 
 
 def _facts(rec: AlertRecord, host: Host | None) -> Fields:
-    items: list[tuple[str, str]] = [("Host", rec.host), ("Severity", rec.severity.value)]
-    if host is None:
+    about_host = kind_spec(rec.kind).about_host
+    items: list[tuple[str, str]] = [
+        ("Host" if about_host else "About", rec.host),
+        ("Severity", rec.severity.value),
+    ]
+    if host is None and about_host:
         items.append(("Inventory", "not in the inventory: boot device and build unknown"))
-    else:
+    elif host is not None:
         items.append(("Boot device", host.boot_device.describe()))
         release = host.release_name or "unknown release"
         items.append(("Release", f"{release} (version {host.version or '?'}, build {host.build or '?'})"))
@@ -194,10 +210,13 @@ def page(
     if rec.state is not AlertState.RESOLVED:
         blocks.extend(Text(f"What to do: {line}") for line in spec.advice[:1])
         blocks.extend(Text(line) for line in spec.advice[1:])
-        buttons = [Button("Shut down gracefully", f"shutdown {rec.host}", danger=True)]
+        buttons = (
+            [Button("Shut down gracefully", f"shutdown {rec.host}", danger=True)] if spec.about_host else []
+        )
         if rec.state is not AlertState.ACKNOWLEDGED:
             buttons.insert(0, Button("Acknowledge", f"ack {rec.id}"))
-        blocks.append(Actions(tuple(buttons)))
+        if buttons:
+            blocks.append(Actions(tuple(buttons)))
     summary = f"{state_line}: {headline(rec)} (alert #{rec.id})" + (f" {who}" if who else "")
     return Reply(summary=summary, blocks=tuple(blocks), data={"alert": alert_json(rec)})
 

@@ -25,6 +25,7 @@ from bot.store.subscriptions import SubscriptionRepo
 
 if TYPE_CHECKING:
     from bot.actions.runner import JobRunner
+    from bot.advisories.service import AdvisoryService
     from bot.alerts.engine import AlertEngine
     from bot.releases.service import ReleaseService
     from bot.releases.sources.poller import SourcePoller
@@ -99,3 +100,4 @@ class Services:
     alerts: AlertEngine | None = None  # None: alerting not configured
     releases: ReleaseService | None = None  # release notes, matching, announcements
     sources: SourcePoller | None = None  # configured release sources; None: none configured
+    advisories: AdvisoryService | None = None  # security advisories matched to hosts

@@ -43,6 +43,8 @@ KNOWN = {
     "vm_count",
     "address",
     "features",
+    "ad_joined",
+    "usb_controller_vms",
 }
 
 
@@ -111,6 +113,14 @@ def _bool(value: Any, where: str) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     raise InventoryError(f"{where}: expected true or false")
+
+
+def _names(value: Any, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InventoryError(f"{where}: expected a list of VM names")
+    return tuple(str(v).strip() for v in value if str(v).strip())
 
 
 def _enum(cls: Any, value: Any, where: str) -> Any:
@@ -191,6 +201,8 @@ def parse_host(entry: Any, where: str, lookup: BuildLookup | None = None) -> Hos
         address=_str(entry.get("address"), f"{where}.address"),
         extra=extra,
         features=_features(entry["features"], f"{where}.features") if "features" in entry else {},
+        ad_joined=_bool(entry.get("ad_joined"), f"{where}.ad_joined"),
+        usb_controller_vms=_names(entry.get("usb_controller_vms"), f"{where}.usb_controller_vms"),
     )
 
 

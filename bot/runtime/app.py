@@ -5,7 +5,8 @@ their outbox delivery and the background loops (vCenter watchers, release pollin
 syslog) in one ``asyncio.TaskGroup``; ``App.close`` tears down in reverse order.
 
 Sub-systems are configured by sections of the YAML file that land in ``settings.extra``:
-``sources``, ``match_rules``, ``alerts``, ``oncall``, ``pager``, ``syslog``, ``bmcs``, ``jobs``.
+``sources``, ``match_rules``, ``alerts``, ``oncall``, ``pager``, ``syslog``, ``bmcs``, ``jobs``
+(advisory sources are ``sources`` entries of the kinds ``vmsa-list``, ``vmsa``, ``cve``, ``kev``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 from bot.actions.bmc import BmcDirectory
 from bot.actions.job_settings import JobSettings
 from bot.actions.runner import HEARTBEAT, ORPHANED_AFTER, JobRunner
+from bot.advisories.poller import AdvisoryPoller
+from bot.advisories.service import AdvisoryService, bundled_advisories
 from bot.alerts.engine import AlertEngine
 from bot.alerts.intake import EngineConfig
 from bot.alerts.log_scan import HostIndex
@@ -55,6 +58,7 @@ from bot.runtime.leader import Leadership, SingleInstance, open_leadership, run_
 from bot.runtime.logconfig import Correlation
 from bot.runtime.metrics import Metrics
 from bot.runtime.web import Health, WebConfig, serve
+from bot.store.advisory_records import AdvisoryRepo
 from bot.store.alert_records import HandledEventRepo
 from bot.store.job_records import JobRepo
 from bot.store.outbox_records import OutboxRepo
@@ -148,6 +152,7 @@ class App:
     outbox: Outbox
     vcenters: tuple[VSphere, ...] = ()
     poller: SourcePoller | None = None
+    advisory_poller: AdvisoryPoller | None = None
     fetcher: Fetcher | None = None
     syslog: SyslogReceiver | None = None
     fix_hint: BootFixHint | None = None
@@ -277,6 +282,23 @@ class App:
             if fetcher is not None
             else None
         )
+        demo_advisories, demo_kev = bundled_advisories(catalog) if settings.demo_mode else ([], [])
+        advisories = AdvisoryService(
+            catalog,
+            live,
+            repo=AdvisoryRepo(db),
+            bundled=demo_advisories,
+            bundled_kev=demo_kev,
+            outbox=outbox,
+            engine=engine,
+        )
+        advisory_poller = (
+            AdvisoryPoller(
+                sources, fetcher, ReleaseRepo(db), AdvisoryRepo(db), store.kv, clock, catalog, advisories
+            )
+            if fetcher is not None
+            else None
+        )
         syslog_section = _section(settings, "syslog", dict)
         receiver = None
         if (cfg := syslog_config(syslog_section, settings)) is not None:
@@ -288,12 +310,13 @@ class App:
             store=store,
             inventory=live,
             catalog=catalog,
-            host_notes=(releases.host_notes,),
+            host_notes=(releases.host_notes, advisories.host_notes),
             commands=commands,
             jobs=runner,
             alerts=engine,
             releases=releases,
             sources=poller,
+            advisories=advisories,
         )
         app = cls(
             settings,
@@ -303,6 +326,7 @@ class App:
             outbox,
             vcenters=vcenters,
             poller=poller,
+            advisory_poller=advisory_poller if advisory_poller and advisory_poller.sources else None,
             fetcher=fetcher,
             syslog=receiver,
             fix_hint=hint,
@@ -351,6 +375,8 @@ class App:
             loops[f"vcenter-{vc.name}"] = partial(watcher.serve, vc.run) if watcher else vc.run
         if self.poller is not None:
             loops["sources"] = self.poller.run
+        if self.advisory_poller is not None:
+            loops["advisory-sources"] = self.advisory_poller.run
         if self.services.alerts is not None:
             loops["alerts"] = self.services.alerts.run
         if self.syslog is not None:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from bot.advisories.offline_cli import advisories_match, advisories_parse, advisories_poll_once
 from bot.alerts.log_scan import render as render_scan
 from bot.alerts.log_scan import scan_files
 from bot.alerts.patterns import LogRuleError, load_rules
@@ -29,6 +30,7 @@ from bot.inventory.static_file import InventoryError, load_inventory
 from bot.messages import Command, Conversation, User
 from bot.releases.match_rules import MatchRuleError
 from bot.releases.offline_cli import match_notes, notes_parse, sources_poll_once
+from bot.releases.sources.poller import RELEASE_KINDS
 from bot.runtime.logconfig import Correlation, Redactor, configure, secret_values
 from bot.runtime.version import describe
 from bot.store.sql.base import StoreError
@@ -118,9 +120,14 @@ async def _sources_poll(settings: Settings) -> tuple[str, int]:
 
     app = await App.open(settings)
     try:
-        if app.poller is None:
-            return "no release source configured (add `sources:` to the config file)", 2
-        return await sources_poll_once(app.poller)
+        results = []
+        if app.poller is not None and any(s.kind in RELEASE_KINDS for s in app.poller.sources):
+            results.append(await sources_poll_once(app.poller))
+        if app.advisory_poller is not None:
+            results.append(await advisories_poll_once(app.advisory_poller))
+        if not results:
+            return "no source configured (add `sources:` to the config file)", 2
+        return "\n".join(text for text, _ in results), max(code for _, code in results)
     finally:
         await app.close()
 
@@ -208,6 +215,20 @@ def parser() -> argparse.ArgumentParser:
     scan.add_argument("--rules", type=Path, action="append", default=[], help="extra rule file (YAML)")
     scan.add_argument("--json", action="store_true")
 
+    advisories = sub.add_parser("advisories", help="security advisories").add_subparsers(
+        dest="adv_cmd", required=True
+    )
+    adv_parse = advisories.add_parser(
+        "parse", help="one advisory page, advisory-list JSON or CVE JSON 5 record (file or URL)"
+    )
+    adv_parse.add_argument("target", help="file path or http(s) URL")
+    adv_parse.add_argument("--json", action="store_true")
+    adv_match = advisories.add_parser("match", help="every CVE of these advisories against every host")
+    adv_match.add_argument("--advisory", action="append", required=True, help="file or URL (repeatable)")
+    adv_match.add_argument("--kev", action="append", default=[], help="CISA KEV catalog JSON (repeatable)")
+    adv_match.add_argument("--inventory", required=True, help="static inventory file (YAML or JSON)")
+    adv_match.add_argument("--json", action="store_true")
+
     inventory = sub.add_parser("inventory", help="live inventory").add_subparsers(
         dest="inv_cmd", required=True
     )
@@ -242,6 +263,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "match":
             return _print(
                 asyncio.run(match_notes(args.notes, args.inventory, as_json=args.json, rule_files=args.rules))
+            )
+        if args.cmd == "advisories" and args.adv_cmd == "parse":
+            return _print(asyncio.run(advisories_parse(args.target, as_json=args.json)))
+        if args.cmd == "advisories":
+            return _print(
+                asyncio.run(
+                    advisories_match(args.advisory, args.inventory, kev_files=args.kev, as_json=args.json)
+                )
             )
         if args.cmd == "sources":
             return _print(asyncio.run(_sources_poll(settings)))

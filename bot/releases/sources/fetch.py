@@ -1,4 +1,4 @@
-"""HTTP fetching for sources: conditional GET (ETag / Last-Modified), timeouts, a size cap, backoff.
+"""HTTP fetching for sources: conditional GET or JSON POST (ETag / Last-Modified), timeouts, a cap.
 
 A 304 returns ``not_modified`` and no body, so callers skip parsing. Every failure (network, status,
 oversize, timeout) is one ``FetchError`` with a message fit for the ``sources`` command.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -78,14 +79,26 @@ class Fetcher:
         max_bytes: int | None = None,
     ) -> FetchResult:
         """One GET; ``max_bytes`` overrides the fetcher's cap for this call (a depot's zip)."""
-        cap = max_bytes or self._max_bytes
+        return await self._request("GET", url, None, etag, last_modified, max_bytes or self._max_bytes)
+
+    async def post_json(
+        self, url: str, payload: Any, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        """A JSON POST (the advisory-list API), conditional like ``get`` where the server supports it."""
+        return await self._request("POST", url, payload, etag, last_modified, self._max_bytes)
+
+    async def _request(
+        self, method: str, url: str, payload: Any, etag: str | None, last_modified: str | None, cap: int
+    ) -> FetchResult:
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         try:
-            async with self._session.get(url, headers=headers, timeout=self._timeout) as response:
+            async with self._session.request(
+                method, url, headers=headers, json=payload, timeout=self._timeout
+            ) as response:
                 if response.status == 304:
                     return FetchResult(url, 304, etag=etag, last_modified=last_modified)
                 if response.status >= 400:

@@ -3,7 +3,9 @@
 A source is (name, kind, url, interval, enabled); kinds are ``atom`` (feed entries, optionally
 following each entry's link to its notes page), ``catalog`` (JSON build catalog), ``notes`` (one
 release-notes page) and ``depot`` (the online or an offline ESXi depot, ``sources/depot.py``);
-``public`` stands for the real public endpoints. Each poll is a conditional GET; a 304 costs no
+``public`` stands for the real public endpoints; the security-advisory kinds (``vmsa-list``, ``vmsa``,
+``cve``, ``kev``) share this configuration and the poll state table but are polled by
+``bot.advisories.poller``. Each poll is a conditional GET; a 304 costs no
 parse. Errors back off per source with jitter and show in ``sources``. New releases are stored,
 taught to the build catalog, and announced once per build: the first successful poll of a source
 only primes it (everything already listed is old news), and a build already announced by any source
@@ -40,6 +42,13 @@ class SourceKind(StrEnum):
     CATALOG = "catalog"
     NOTES = "notes"
     DEPOT = "depot"
+    VMSA_LIST = "vmsa-list"  # security advisories (bot/advisories/ polls these four)
+    VMSA = "vmsa"
+    CVE = "cve"
+    KEV = "kev"
+
+
+RELEASE_KINDS = frozenset({SourceKind.ATOM, SourceKind.CATALOG, SourceKind.NOTES, SourceKind.DEPOT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,8 @@ class SourceConfig:
     enabled: bool = True
     follow_links: bool = True  # atom: fetch each new entry's link as a notes page
     token: SecretRef | None = None  # depot: the download token that replaces {token} in the URL
+    segment: str = "VC"  # vmsa-list: the API's segment (VC = VMware Cloud Foundation / vSphere)
+    page_size: int = 100  # vmsa-list: rows per page
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +84,15 @@ class Announcer(Protocol):
 # docs/releases.md. ``mirror`` swaps scheme and host of each (an air-gapped HTTP mirror, or tests).
 PUBLIC_CATALOG = "https://www.virten.net/repo/esxiReleases.json"
 PUBLIC_DEPOT = "https://dl.broadcom.com/{token}/PROD/COMP/ESX_HOST/main/vmw-depot-index.xml"
+PUBLIC_ADVISORIES = (
+    "https://support.broadcom.com/web/ecx/security-advisory/-/securityadvisory/getSecurityAdvisoryList"
+)
+PUBLIC_KEV = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
 
 
 def public_preset(entry: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
-    """The entries ``preset: public`` stands for: the build catalog, and the depot with a token."""
+    """The entries ``preset: public`` stands for: the build catalog, Broadcom's security-advisory list,
+    CISA's KEV catalog, and the depot when a token is given."""
     unknown = sorted(set(entry) - {"preset", "token", "mirror", "interval"})
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r} for preset public (token, mirror, interval)")
@@ -89,8 +105,11 @@ def public_preset(entry: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
         return f"{mirror}/{parts[3]}"
 
     found: list[dict[str, Any]] = [
-        {"name": "public-catalog", "kind": "catalog", "url": at(PUBLIC_CATALOG), "interval": 6 * 3600}
-    ]
+        {"name": "public-catalog", "kind": "catalog", "url": at(PUBLIC_CATALOG), "interval": 6 * 3600},
+        {"name": "public-advisories", "kind": "vmsa-list", "url": at(PUBLIC_ADVISORIES), "segment": "VC",
+         "interval": 3600},
+        {"name": "public-kev", "kind": "kev", "url": at(PUBLIC_KEV), "interval": 6 * 3600},
+    ]  # fmt: skip
     if entry.get("token"):
         found.append(
             {"name": "public-depot", "kind": "depot", "url": at(PUBLIC_DEPOT), "token": entry["token"],
@@ -129,7 +148,8 @@ def parse_sources(entries: Iterable[Any] | str) -> list[SourceConfig]:
             kind = SourceKind(str(entry["kind"]))
             url = str(entry["url"])
         except (KeyError, ValueError) as exc:
-            raise ValueError(f"{where}: needs kind (atom, catalog, notes, depot) and url: {exc}") from exc
+            kinds = ", ".join(k.value for k in SourceKind)
+            raise ValueError(f"{where}: needs kind ({kinds}) and url: {exc}") from exc
         local = kind is SourceKind.DEPOT and url.startswith(("file://", "/"))
         if not url.startswith(("http://", "https://")) and not local:
             raise ValueError(f"{where}: url must be http(s) (a depot may also be a local path): {url!r}")
@@ -154,7 +174,9 @@ def parse_sources(entries: Iterable[Any] | str) -> list[SourceConfig]:
                 interval,
                 bool(entry.get("enabled", True)),
                 bool(entry.get("follow_links", True)),
-                token,
+                token=token,
+                segment=str(entry.get("segment", "VC")),
+                page_size=int(entry.get("page_size", 100)),
             )
         )
     return sources
@@ -207,7 +229,7 @@ class SourcePoller:
         return [(source, await self._repo.state(source.name)) for source in self.sources]
 
     async def poll_all(self) -> list[PollReport]:
-        return [await self.poll(source) for source in self.sources if source.enabled]
+        return [await self.poll(source) for source in self.sources if self._mine(source)]
 
     async def run(self) -> None:
         """Poll each enabled source when it is due, until cancelled."""
@@ -215,7 +237,7 @@ class SourcePoller:
             now = self._clock.now()
             waits: list[float] = []
             for source in self.sources:
-                if not source.enabled:
+                if not self._mine(source):
                     continue
                 state = await self._repo.state(source.name)
                 if state.next_poll is None or state.next_poll <= now:
@@ -224,6 +246,11 @@ class SourcePoller:
                 if state.next_poll is not None:
                     waits.append((state.next_poll - self._clock.now()).total_seconds())
             await self._clock.sleep(min([60.0, *(w for w in waits if w > 0)]) if waits else 60.0)
+
+    @staticmethod
+    def _mine(source: SourceConfig) -> bool:
+        """Enabled release sources; advisory kinds are listed here (``sources``) but polled elsewhere."""
+        return source.enabled and source.kind in RELEASE_KINDS
 
     async def poll(self, source: SourceConfig) -> PollReport:
         """One conditional GET and, unless 304, one parse; never raises for source trouble."""
