@@ -64,6 +64,18 @@ class ConfirmGate(Protocol):
     async def decline(self, token: str) -> Reply: ...
 
 
+class DemoControls(Protocol):
+    """Demo mode's events on demand (``bot.demo.events.DemoEvents``); only the ``demo`` commands use it."""
+
+    async def release(self, name: str) -> Reply: ...
+
+    async def break_host(self, host: Host) -> Reply: ...
+
+    async def fix_host(self, host: Host) -> Reply: ...
+
+    async def reset(self) -> Reply: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     db: Database
@@ -98,3 +110,4 @@ class Services:
     alerts: AlertEngine | None = None  # None: alerting not configured
     releases: ReleaseService | None = None  # release notes, matching, announcements
     sources: SourcePoller | None = None  # configured release sources; None: none configured
+    demo: DemoControls | None = None  # the simulated fleet's events; None outside demo mode
