@@ -220,3 +220,42 @@ async def test_bad_demo_fleet_settings_name_the_key(tmp_path: Path, section: obj
 
     with pytest.raises(ConfigError, match=needle):
         await App.open(demo_settings(tmp_path, demo_fleet=section))
+
+
+async def test_demo_bmc_refuses_wrong_credentials_and_bad_requests(app: App, tmp_path: Path) -> None:
+    import aiohttp
+
+    from bot.actions.bmc import BmcConfig, SecretRef
+    from bot.actions.redfish import ErrorKind, RedfishClient, RedfishError
+
+    assert app.demo is not None
+    real = app.demo.bmc.directory().find(host_name="esx01.lab.local")
+    assert real is not None
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password")
+    config = BmcConfig(real.name, real.url, real.username, SecretRef("file", str(wrong)), serial=real.serial)
+    with pytest.raises(RedfishError) as refused:
+        async with RedfishClient(config) as client:
+            await client.power_state()
+    assert refused.value.kind is ErrorKind.AUTH
+    async with RedfishClient(real) as client:
+        assert (await client.system()).serial == "S314159"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{real.url}/redfish/v1/SessionService/Sessions", data=b"\xff{") as r:
+            assert r.status == 400
+        async with http.get(f"{real.url}/redfish/v1/Systems") as r:
+            assert r.status == 401
+    sim = app.demo.fleet.host("esx01")
+    assert sim is not None and sim.power == "poweredOn"  # nothing above changed the host
+
+
+async def test_reset_during_a_break_resolves_its_precursor(app: App) -> None:
+    engine = app.services.alerts
+    assert isinstance(engine, AlertEngine)
+    assert (await say(app, "demo break esx04")).ok
+    assert await engine.alerts.open_for("esx04.lab.local", "boot-device-precursor") is not None
+    assert (await say(app, "demo reset")).ok
+    assert await engine.alerts.open_for("esx04.lab.local", "boot-device-precursor") is None
+    await asyncio.sleep(app.demo.loss_after + 0.2 if app.demo else 0)
+    sim = app.demo.fleet.host("esx04") if app.demo else None
+    assert sim is not None and sim.bootbank  # the reset also stopped the pending loss

@@ -16,6 +16,7 @@ from datetime import UTC
 
 from bot.actions.runner import JobRunner
 from bot.alerts.engine import AlertEngine
+from bot.alerts.intake import Signal
 from bot.alerts.logline import parse_line
 from bot.alerts.patterns import LogRuleSet, builtin_rules
 from bot.alerts.signals import detect
@@ -157,6 +158,9 @@ class DemoEvents:
         for task in self._tasks:
             task.cancel()
         self._fleet.reset()
+        for host in self._fleet.hosts():
+            if host.bootbank_mounted:  # a break that never reached the loss leaves its precursor open
+                await self._engine.ingest(Signal(host.name, "bootbank-loss", clear=True, source="demo reset"))
         return Reply.text(
             "Demo: the fleet is back as it started (builds, bootbanks, power, maintenance mode, VMs). "
             "Alerts resolve as the hosts report healthy again; jobs and the audit log stay.",

@@ -346,8 +346,8 @@ class App:
             await self.poller.restore()
         if self.fix_hint is not None:
             await self.fix_hint.refresh()
-        if self.demo is not None and "console" in self.adapters:
-            await self.demo.subscribe_console(self.services.store.subscriptions)
+        if self.demo is not None and set(self.adapters) & {"console", "slack", "matrix"} == {"console"}:
+            await self.demo.subscribe_console(self.services.store.subscriptions)  # the console is the chat
 
     async def _recover_jobs(self) -> None:
         """Leader-only: jobs left running by a dead process are reported interrupted, never re-run.
