@@ -259,3 +259,25 @@ async def test_reset_during_a_break_resolves_its_precursor(app: App) -> None:
     await asyncio.sleep(app.demo.loss_after + 0.2 if app.demo else 0)
     sim = app.demo.fleet.host("esx04") if app.demo else None
     assert sim is not None and sim.bootbank  # the reset also stopped the pending loss
+
+
+async def test_shutdown_of_a_responding_host_shuts_its_guests_down_then_the_host(app: App) -> None:
+    assert app.demo is not None and app.services.jobs is not None
+    job_id = await run_job(app, "shutdown esx04")
+    job = await app.services.jobs.repo.get(job_id)
+    assert job is not None
+    assert [s.name for s in job.steps] == ["shutdown-guests", "enter-maintenance", "shutdown-host"]
+    # two guests shut themselves down; the one without VMware Tools is powered off by the policy
+    assert job.steps[0].result == "2 of 3 VM(s) shut down by their guest OS; powered off: esx04-plex"
+    await asyncio.sleep(2 * STEP)
+    sim = app.demo.fleet.host("esx04")
+    assert sim is not None and sim.power == "poweredOff" and sim.maintenance
+
+    reboot = await say(app, "reboot esx04")
+    assert not reboot.ok and "reboot needs vCenter" in str(reboot.blocks)
+    await run_job(app, "power on esx04")
+    assert host_data(await say(app, "check esx04"))["in_maintenance"] is True  # as it went down
+    await run_job(app, "maintenance exit esx04")
+    await run_job(app, "reboot esx03")
+    facts = host_data(await say(app, "check esx03"))
+    assert facts["connection_state"] == "connected" and facts["in_maintenance"] is True

@@ -30,6 +30,8 @@ from bot.store.subscriptions import SubscriptionRepo
 log = logging.getLogger(__name__)
 
 CONSOLE_ROOM = "console:console"
+STEP = 2.0  # seconds one simulated step takes, unless demo_fleet.step says otherwise
+STATE_FILE = "var/demo-fleet.json"
 DEPOT = "https://depot.demo.invalid/esxi/{version}/{build}/index.xml"  # .invalid: never reachable
 
 TOUR = """\
@@ -49,8 +51,8 @@ More: `shutdown esx02` (BMC path), `power on esx02`, `maintenance enter esx03 --
 class DemoSettings:
     """The ``demo_fleet`` section: ``step`` (seconds one simulated step takes), ``state_file``."""
 
-    step: float = 2.0
-    state_file: str = "var/demo-fleet.json"
+    step: float = STEP
+    state_file: str = STATE_FILE
 
     @classmethod
     def from_mapping(cls, raw: Any) -> DemoSettings:
@@ -64,12 +66,12 @@ class DemoSettings:
                 f"demo_fleet: unknown setting(s) {', '.join(map(str, unknown))} (step, state_file)"
             )
         try:
-            step = float(raw.get("step", 2.0))
+            step = float(raw.get("step", STEP))
         except (TypeError, ValueError):
             raise ConfigError("demo_fleet.step: expected a number of seconds") from None
         if not 0 < step <= 60:
             raise ConfigError("demo_fleet.step: must be more than 0 and at most 60 seconds")
-        return cls(step=step, state_file=str(raw.get("state_file", "var/demo-fleet.json")))
+        return cls(step=step, state_file=str(raw.get("state_file", STATE_FILE)))
 
 
 class DemoWorld:
