@@ -85,7 +85,7 @@ class DemoEvents:
         release = await self._releases.find(name)
         if release is None or not name.strip():
             known = ", ".join(r.name for r in await self._releases.releases())
-            return Reply.text(f"No bundled release `{name[:40]}`; the demo has {known}.", style=Style.ERROR)
+            return Reply.error(f"No bundled release `{name[:40]}`; the demo has {known}.")
         new = await self._repo.save(release, source="demo", now=self._clock.now())
         await self._announce(release, update=False)
         rooms = await self._subs.rooms("releases")
@@ -105,13 +105,12 @@ class DemoEvents:
         sim = self._fleet.host(host.name)
         device = host.boot_device.device
         if sim is None or device is None:
-            return Reply.text(f"{host.name} has no known boot device to break.", style=Style.ERROR)
+            return Reply.error(f"{host.name} has no known boot device to break.")
         if sim.connection != "connected" or not sim.bootbank:
-            return Reply.text(
+            return Reply.error(
                 f"{host.name} is {sim.connection} with its bootbank "
                 f"{'mounted' if sim.bootbank else 'already lost'}: nothing to break "
-                "(`demo fix`, `demo reset`).",
-                style=Style.ERROR,
+                "(`demo fix`, `demo reset`)."
             )
         await self._log(host, PRECURSORS)
         self._spawn(self._lose(host), f"demo-break-{host.name}")
@@ -134,12 +133,12 @@ class DemoEvents:
     async def fix_host(self, host: Host) -> Reply:
         sim = self._fleet.host(host.name)
         if sim is None or sim.bootbank:
-            return Reply.text(f"{host.name}'s bootbank is mounted: nothing to fix.")
+            return Reply.error(f"{host.name}'s bootbank is mounted: nothing to fix.")
         if sim.connection != "connected":
-            return Reply.text(
-                f"{host.name} is {sim.connection}: bring it back first "
-                f"(`power on {host.name.split('.')[0]}`).",
-                style=Style.ERROR,
+            short = host.name.split(".")[0]
+            return Reply.error(
+                f"{host.name} is {sim.connection}: `shutdown {short}`, then `power on {short}`; "
+                "a fresh boot finds its USB device again."
             )
         sim.bootbank = True
         self._fleet.save()
@@ -152,9 +151,7 @@ class DemoEvents:
         running = [j.id for j in await self._jobs.repo.in_state(JobState.RUNNING)]
         if running:
             jobs = ", ".join(f"#{i}" for i in running)
-            return Reply.text(
-                f"Job(s) {jobs} still running: `cancel` them or let them end first.", style=Style.ERROR
-            )
+            return Reply.error(f"Job(s) {jobs} still running: `cancel` them or let them end first.")
         for task in self._tasks:
             task.cancel()
         self._fleet.reset()
