@@ -18,6 +18,7 @@ from tests.console_pty import Console
 from tests.golden import UPDATE
 
 TRANSCRIPT = Path(__file__).parent.parent / "docs" / "demo-tour.txt"
+TOKEN = r"`yes (\w+)`"
 FIXES = r"Fixes that matter to esx01\.lab\.local in newer releases: (\d+)"
 
 
@@ -51,7 +52,7 @@ def test_guided_tour_on_the_console(tmp_path: Path) -> None:
         console.expect(r"esx01\.lab\.local\s+bootbank\s+FAIL")  # the pre-check keeps a broken host safe
         console.expect("Pre-checks failed")
         console.send("patch esx01 to 7.0 U2c --override bootbank")
-        token = console.expect(r"`yes (\w+)`").group(1)
+        token = console.expect(TOKEN).group(1)
         console.send(f"yes {token}")
         mark = console.mark()
         console.expect(r"running at step 3/6 \(reboot esx01\.lab\.local\)", 60)
@@ -82,3 +83,44 @@ def _transcript(output: str) -> str:
         "# (step time 0.3 s; regenerate with ESXBOT_UPDATE_GOLDEN=1). Tokens and times differ per run.\n\n"
     )
     return head + "\n".join(line.rstrip() for line in output.splitlines()) + "\n"
+
+
+def test_host_actions_and_a_release_on_the_console(tmp_path: Path) -> None:
+    (tmp_path / "demo.yaml").write_text("demo_fleet: {step: 0.3}\n")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "TERM": "dumb"}
+    console = Console([sys.executable, "-m", "bot", "--config", "demo.yaml", "run"], cwd=tmp_path, env=env)
+
+    def confirmed(command: str, done: str) -> str:
+        console.send(command)
+        token = console.expect(TOKEN).group(1)
+        console.send(f"yes {token}")
+        return console.expect(done + r": (?:succeeded|failed|cancelled)", 60).group(0)
+
+    try:
+        console.expect("esxbot> ")
+        finished = confirmed("shutdown esx02", r"Job #\d+ shutdown esx02\.lab\.local")
+        assert finished.endswith("succeeded")
+        console.expect(r"BMC esx02-bmc: off \(forced-after-timeout")  # GracefulShutdown ignored, ForceOff
+        console.send("hosts")
+        console.expect(r"esx02\.lab\.local .* notResponding")
+
+        assert confirmed("power on esx02", r"Job #\d+ power-on esx02\.lab\.local").endswith("succeeded")
+        console.expect(r"back: connected, power poweredOn")
+        console.send("hosts")
+        console.expect(r"esx02\.lab\.local .*ESXi 7\.0 Update 2a\s+usb\s+connected\n")  # bootbank back too
+
+        assert confirmed(
+            "maintenance enter esx03 --evacuate", r"Job #\d+ maintenance-enter esx03\.lab\.local"
+        ).endswith("succeeded")
+        console.send("hosts esx03")
+        console.expect(r"esx03\.lab\.local .*connected, maintenance")
+
+        console.send("demo release 7.0 U2d")
+        mark = console.mark()
+        console.expect(r"published as if a release source had just seen it")
+        console.rewind(mark)
+        console.expect(r"New release: ESXi 7\.0 Update 2d")
+        console.expect(r"PR \d+\s+affects pflex01")
+    finally:
+        console.close()
+    assert console.output.count("New release: ESXi 7.0 Update 2d") == 1

@@ -111,8 +111,12 @@ class DemoWorld:
 
     @property
     def loss_after(self) -> float:
-        """How long after ``demo break`` the bootbank goes: the precursor's page comes first."""
-        return self.group_wait + 2 * self.settings.step
+        """How long after ``demo break`` the bootbank goes: the precursor's page comes first.
+
+        A loss inhibits a precursor that has not paged yet, so the margin past ``group_wait`` is at
+        least two seconds even with very short steps (a busy machine delays the engine's timer).
+        """
+        return self.group_wait + max(2 * self.settings.step, 2.0)
 
     def alert_defaults(self) -> dict[str, Any]:
         return {"group_wait": self.group_wait}
