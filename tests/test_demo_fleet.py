@@ -281,3 +281,18 @@ async def test_shutdown_of_a_responding_host_shuts_its_guests_down_then_the_host
     await run_job(app, "reboot esx03")
     facts = host_data(await say(app, "check esx03"))
     assert facts["connection_state"] == "connected" and facts["in_maintenance"] is True
+
+
+async def test_a_bad_section_after_the_fleet_is_built_leaves_no_bmc_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import tempfile
+
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))  # where the BMC keeps its password file
+    with pytest.raises(ValueError, match="vm_policy"):
+        await App.open(demo_settings(tmp_path, jobs={"vm_policy": "explode"}))
+    gc.collect()  # an unclosed socket would warn here (warnings are errors)
+    assert list(private.iterdir()) == []

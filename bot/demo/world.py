@@ -18,11 +18,11 @@ from bot.alerts.engine import AlertEngine
 from bot.alerts.vcenter_signals import StateTracker
 from bot.builds import BuildCatalog
 from bot.clock import Clock
-from bot.config import ConfigError
+from bot.config import ConfigError, Settings
 from bot.demo.bmc import DemoBmc
 from bot.demo.fleet import DemoFleet
 from bot.demo.host_ops import DemoHostOps
-from bot.inventory.merged import StaticInventory
+from bot.inventory.demo import demo_inventory
 from bot.messages import Block, Style, Text
 from bot.model import Host
 from bot.store.subscriptions import SubscriptionRepo
@@ -75,19 +75,19 @@ class DemoSettings:
 
 
 class DemoWorld:
-    def __init__(
-        self,
-        base: StaticInventory,
-        catalog: BuildCatalog,
-        clock: Clock,
-        settings: DemoSettings,
-        state_file: Path,
-    ) -> None:
+    def __init__(self, base: Sequence[Host], clock: Clock, settings: DemoSettings, state_file: Path) -> None:
         self.settings = settings
-        self.fleet = DemoFleet(base.hosts(), catalog, clock, state_file)
+        self.fleet = DemoFleet(base, BuildCatalog.bundled(), clock, state_file)
         self.ops = DemoHostOps(self.fleet, clock, step=settings.step)
-        self.bmc = DemoBmc(self.fleet, step=settings.step)
+        self.bmc = DemoBmc(self.fleet, step=settings.step)  # binds its port on 127.0.0.1: close() it
         self._clock = clock
+
+    @classmethod
+    def create(cls, settings: Settings, clock: Clock) -> DemoWorld:
+        """The bundled fleet with the ``demo_fleet`` settings; ``ConfigError`` names a bad key."""
+        demo = DemoSettings.from_mapping(settings.extra.get("demo_fleet"))
+        base = demo_inventory(BuildCatalog.bundled(), clock).hosts()
+        return cls(base, clock, demo, settings.resolve(demo.state_file))
 
     def job_defaults(self) -> dict[str, Any]:
         """Job settings scaled to the step time; the ``jobs`` section still wins key by key."""

@@ -40,7 +40,7 @@ from bot.command.services import Services, Store
 from bot.command.spec import CommandSpec, registry
 from bot.config import ConfigError, Settings
 from bot.demo.events import DemoEvents
-from bot.demo.world import DemoSettings, DemoWorld
+from bot.demo.world import DemoWorld
 from bot.inventory.demo import demo_inventory
 from bot.inventory.merged import Inventory, MergedInventory, StaticInventory, find_host
 from bot.inventory.static_file import build_lookup, load_inventory
@@ -166,14 +166,22 @@ class App:
 
             specs = (*ALL, *DEMO) if simulated else ALL
         clock = clock or SystemClock()
+        demo = DemoWorld.create(settings, clock) if simulated else None
         url = settings.database_url
-        db = await open_database(url if "://" in url else str(settings.resolve(url)))
+        try:
+            db = await open_database(url if "://" in url else str(settings.resolve(url)))
+        except BaseException:
+            if demo is not None:
+                await demo.close()
+            raise
         try:
             await migrate(db)
-            app = cls._assemble(settings, db, clock, specs, inventory, simulated)
-            if app.demo is not None:
-                await app.demo.bmc.start()
+            app = cls._assemble(settings, db, clock, specs, inventory, demo)
+            if demo is not None:
+                await demo.bmc.start()
         except BaseException:
+            if demo is not None:
+                await demo.close()
             await db.close()
             raise
         if correlation is not None:
@@ -199,15 +207,11 @@ class App:
         clock: Clock,
         specs: Sequence[CommandSpec],
         inventory: Inventory | None,
-        simulated: bool = False,
+        demo: DemoWorld | None = None,
     ) -> App:
         commands = registry(specs)  # first: a bad command table must fail before anything is opened
         catalog = BuildCatalog.bundled()
-        demo = None
-        if simulated:
-            demo_settings = DemoSettings.from_mapping(settings.extra.get("demo_fleet"))
-            state_file = settings.resolve(demo_settings.state_file)
-            demo = DemoWorld(demo_inventory(catalog, clock), catalog, clock, demo_settings, state_file)
+        if demo is not None:
             inventory = demo.fleet
         store = Store.over(db)
         outbox = Outbox(OutboxRepo(db), store.subscriptions, clock)
