@@ -296,3 +296,31 @@ async def test_a_bad_section_after_the_fleet_is_built_leaves_no_bmc_behind(
         await App.open(demo_settings(tmp_path, jobs={"vm_policy": "explode"}))
     gc.collect()  # an unclosed socket would warn here (warnings are errors)
     assert list(private.iterdir()) == []
+
+
+async def test_a_patch_cut_by_a_restart_is_reported_with_the_fleets_state(tmp_path: Path) -> None:
+    first = await App.open(demo_settings(tmp_path), clock=SystemClock())
+    try:
+        preview = await say(first, "patch esx01 to 7.0 U2c")
+        token = next(b.token for b in preview.blocks if isinstance(b, Confirm))
+        job_id = int((await say(first, f"yes {token}")).data["job"])
+        assert first.services.jobs is not None
+        async with asyncio.timeout(10):
+            while (job := await first.services.jobs.repo.get(job_id)) is None or job.current_step < 2:
+                await asyncio.sleep(0.01)
+    finally:
+        await first.close()  # the bot stops in the middle of the install or the reboot
+    second = await App.open(demo_settings(tmp_path), clock=SystemClock())
+    try:
+        assert second.services.jobs is not None
+        reported = await second.services.jobs.recover()
+        assert [j.id for j in reported] == [job_id]
+        job = await second.services.jobs.repo.get(job_id)
+        assert job is not None and job.state is JobState.INTERRUPTED
+        notes = await second.db.fetchall("SELECT payload FROM outbox WHERE payload LIKE ?", ("%restarted%",))
+        assert any(
+            "esx01.lab.local: " in r["payload"] and "in maintenance mode" in r["payload"] for r in notes
+        )
+        assert host_data(await say(second, "check esx01"))["in_maintenance"] is True  # left as it was
+    finally:
+        await second.close()
