@@ -37,13 +37,14 @@ DEPOT = "https://depot.demo.invalid/esxi/{version}/{build}/index.xml"  # .invali
 TOUR = """\
 DEMO MODE: a simulated fleet of nine ESXi hosts; nothing here reaches real hardware.
 This console is subscribed to alerts and releases. A five-step tour:
-  1. check esx01                         a USB-booted 7.0 U2a host and the fixes that matter to it
-  2. demo break esx01                    its USB boot device fails: a precursor, then the bootbank is lost
-  3. ack <alert>                         acknowledge the page (its number is in the page)
-  4. patch esx01 to 7.0 U2c --override bootbank
-     then yes <token>                    maintenance mode, install, reboot, back on build 18426014
-  5. check esx01                         the alert has resolved and the fix list is shorter
-More: `shutdown esx02` (BMC path), `power on esx02`, `maintenance enter esx03 --evacuate`,
+  1. check esx01              a USB-booted 7.0 U2a host and the fixes that matter to it
+  2. demo break esx01         its USB stick fails: a precursor page, then the bootbank is lost
+  3. ack <alert>              acknowledge the page (its number is in the page)
+  4. patch esx01 to 7.0 U2c   the pre-checks refuse a host that lost its bootbank; say
+                              `patch esx01 to 7.0 U2c --override bootbank`, then `yes <token>`:
+                              maintenance mode, install, reboot, back on build 18426014
+  5. check esx01              the alert has resolved and the fix list is shorter
+More: `shutdown esx02` (through its BMC), `power on esx02`, `maintenance enter esx03 --evacuate`,
 `demo release 7.0 U2d`, `demo fix <host>`, `demo reset`, `help`."""
 
 
