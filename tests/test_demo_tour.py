@@ -41,12 +41,14 @@ def test_guided_tour_on_the_console(tmp_path: Path) -> None:
 
         console.send("demo break esx01")
         console.expect("starts failing")
-        console.expect(r"WARNING: esx01\.lab\.local shows trouble on its boot device")  # the precursor page
-        alert = console.expect(r"CRITICAL: esx01\.lab\.local lost its bootbank.*\(alert #(\d+)\)").group(1)
-        console.expect(r"Paging @admin")
+        console.expect(r"(?i)warning\b.*esx01\.lab\.local.*boot device")  # the precursor page
+        console.expect(r"(?i)critical\b.*esx01\.lab\.local.*lost its bootbank")  # the loss page
+        console.expect("@admin")  # you are on call in the demo
+        console.send("alerts")
+        alert = console.expect(r"#(\d+)\s+esx01\.lab\.local\s+bootbank-loss").group(1)
 
         console.send(f"ack {alert}")
-        console.expect(rf"ACKNOWLEDGED by console:admin: esx01\.lab\.local .*\(alert #{alert}\)")
+        console.expect(rf"(?i)acknowledged.*(esx01\.lab\.local|#{alert})")
 
         console.send("patch esx01 to 7.0 U2c")
         console.expect(r"esx01\.lab\.local\s+bootbank\s+FAIL")  # the pre-check keeps a broken host safe
@@ -59,7 +61,7 @@ def test_guided_tour_on_the_console(tmp_path: Path) -> None:
         console.expect(r"back: connected.*build 18426014", 60)
         job = console.expect(r"Job #(\d+) patch esx01\.lab\.local: succeeded", 60).group(1)
         console.rewind(mark)
-        console.expect(rf"RESOLVED.*esx01\.lab\.local lost its bootbank.*\(alert #{alert}\)", 30)
+        console.expect(r"(?i)resolved\b.*esx01\.lab\.local.*lost its bootbank", 30)
         console.expect(rf"Job #{job} patch esx01\.lab\.local: succeeded", 60)
 
         console.send("check esx01")
