@@ -324,3 +324,14 @@ async def test_a_patch_cut_by_a_restart_is_reported_with_the_fleets_state(tmp_pa
         assert host_data(await say(second, "check esx01"))["in_maintenance"] is True  # left as it was
     finally:
         await second.close()
+
+
+async def test_a_simulated_task_past_its_limit_fails_and_changes_nothing(app: App) -> None:
+    from bot.vsphere.host_ops import ActionError
+
+    assert app.demo is not None
+    with pytest.raises(ActionError, match=r"did not finish within 0\.01 s"):
+        await app.demo.ops.enter_maintenance("esx03", limit=0.01)
+    sim = app.demo.fleet.host("esx03")
+    assert sim is not None and not sim.maintenance
+    assert len(app.demo.fleet.vms_on("esx03.lab.local")) == 4

@@ -56,6 +56,14 @@ class DemoHostOps:
             raise ActionError(f"{sim.name} is {sim.connection}: vCenter cannot reach it")
         return sim
 
+    async def _take(self, seconds: float, limit: float, what: str) -> None:
+        """A task that needs ``seconds``; past ``limit`` it fails as a vCenter task wait does."""
+        if seconds <= limit:
+            await self._clock.sleep(seconds)
+            return
+        await self._clock.sleep(limit)
+        raise ActionError(f"{what} did not finish within {limit:g} s")
+
     async def state(self, host: str) -> HostState:
         sim = self._host(host, responding=False)
         facts = CLUSTERS.get(sim.cluster or "")
@@ -109,17 +117,16 @@ class DemoHostOps:
             )
         if moving and not targets:
             raise ActionError(f"no other host of {sim.cluster} can take the VMs of {sim.name}")
+        await self._take(2 * self._step, limit, f"EnterMaintenanceMode on {sim.name}")
         for i, vm in enumerate(moving):
-            await self._clock.sleep(self._step / max(1, len(moving)))
             vm.host = targets[i % len(targets)].name  # DRS spreads them over the cluster
-        await self._clock.sleep(self._step)
         sim.maintenance = True
         self._fleet.save()
         log.info("demo: %s in maintenance mode, %d VM(s) moved", sim.name, len(moving))
 
     async def exit_maintenance(self, host: str, *, limit: float) -> None:
         sim = self._host(host)
-        await self._clock.sleep(self._step)
+        await self._take(self._step, limit, f"ExitMaintenanceMode on {sim.name}")
         sim.maintenance = False
         self._fleet.save()
 
@@ -146,7 +153,7 @@ class DemoHostOps:
         found = [m for url in depot_urls if (m := DEPOT_BUILD.search(url))]
         if not found:
             raise ActionError(f"the demo depot has no build in {', '.join(depot_urls) or 'no URL'}")
-        await self._clock.sleep(2 * self._step)
+        await self._take(2 * self._step, limit, f"InstallHostPatchV2 on {sim.name}")
         sim.staged = int(found[0].group(1))
         self._fleet.save()
         log.info("demo: %s staged build %d (applied at the next boot)", sim.name, sim.staged)
