@@ -27,12 +27,14 @@ class ConsoleAdapter:
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         prompt: str = "esxbot> ",
+        greeting: str = "",
     ) -> None:
         self._user = User(user_id if user_id.startswith("console:") else f"console:{user_id}")
         self._clock = clock
         self._in = stdin or sys.stdin
         self._out = stdout or sys.stdout
         self._prompt = prompt
+        self._greeting = greeting
         self._ids = itertools.count(1)
         self._last = time.monotonic()
 
@@ -47,6 +49,8 @@ class ConsoleAdapter:
     async def run(self, handle: CommandHandler) -> None:
         loop = asyncio.get_running_loop()
         self._write("esxbot console. Type `help` to start, `quit` to leave.")
+        if self._greeting:
+            self._write(self._greeting)
         while True:
             self._out.write(self._prompt)
             self._out.flush()

@@ -66,6 +66,18 @@ class ConfirmGate(Protocol):
     async def decline(self, token: str) -> Reply: ...
 
 
+class DemoControls(Protocol):
+    """Demo mode's events on demand (``bot.demo.events.DemoEvents``); only the ``demo`` commands use it."""
+
+    async def release(self, name: str) -> Reply: ...
+
+    async def break_host(self, host: Host) -> Reply: ...
+
+    async def fix_host(self, host: Host) -> Reply: ...
+
+    async def reset(self) -> Reply: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     db: Database
@@ -101,3 +113,4 @@ class Services:
     releases: ReleaseService | None = None  # release notes, matching, announcements
     sources: SourcePoller | None = None  # configured release sources; None: none configured
     advisories: AdvisoryService | None = None  # security advisories matched to hosts
+    demo: DemoControls | None = None  # the simulated fleet's events; None outside demo mode

@@ -43,6 +43,8 @@ from bot.command.dispatcher import Dispatcher
 from bot.command.services import Services, Store
 from bot.command.spec import CommandSpec, registry
 from bot.config import ConfigError, Settings
+from bot.demo.events import DemoEvents
+from bot.demo.world import DemoWorld
 from bot.durations import parse_duration
 from bot.inventory.demo import demo_inventory
 from bot.inventory.merged import Inventory, MergedInventory, StaticInventory, find_host
@@ -68,6 +70,7 @@ from bot.store.sql.connect import open_database
 from bot.store.sql.migrate import migrate
 from bot.vsphere.client import VSphere
 from bot.vsphere.host_actions import HostActions, door_for
+from bot.vsphere.host_ops import HostOps
 from bot.vsphere.host_retrieval import release_lookup
 from bot.vsphere.lifecycle import Lifecycle
 
@@ -128,6 +131,11 @@ def syslog_config(section: Mapping[str, Any], settings: Settings) -> SyslogConfi
     return SyslogConfig(**values)
 
 
+def _simulated(settings: Settings, inventory: Inventory | None) -> bool:
+    """Demo mode with nothing real to act on: the simulated fleet answers host operations."""
+    return settings.demo_mode and inventory is None and not settings.inventory_file and not settings.vcenters
+
+
 class HostResolver:
     """Syslog source → inventory host, with the index rebuilt at most every ``ttl`` seconds (floods)."""
 
@@ -162,6 +170,7 @@ class App:
     correlation: Correlation = field(default_factory=Correlation)
     adapters: dict[str, ChatAdapter] = field(default_factory=dict)
     closers: list[Loop] = field(default_factory=list)  # extra teardown, in order
+    demo: DemoWorld | None = None  # demo mode's simulated fleet (only when nothing real is configured)
 
     @classmethod
     async def open(
@@ -173,19 +182,31 @@ class App:
         inventory: Inventory | None = None,
         correlation: Correlation | None = None,
     ) -> App:
+        simulated = _simulated(settings, inventory)
         if specs is None:
             from handlers import ALL
+            from handlers.demo import DEMO
 
-            specs = ALL
+            specs = (*ALL, *DEMO) if simulated else ALL
         clock = clock or SystemClock()
+        demo = DemoWorld.create(settings, clock) if simulated else None
         url = settings.database_url
-        db = await open_database(url if "://" in url else str(settings.resolve(url)))
+        try:
+            db = await open_database(url if "://" in url else str(settings.resolve(url)))
+        except BaseException:
+            if demo is not None:
+                await demo.close()
+            raise
         try:
             await migrate(db)
-            app = cls._assemble(settings, db, clock, specs, inventory)
+            app = cls._assemble(settings, db, clock, specs, inventory, demo)
             if app.services.releases is not None:
                 await app.services.releases.load_withdrawals()
+            if demo is not None:
+                await demo.bmc.start()
         except BaseException:
+            if demo is not None:
+                await demo.close()
             await db.close()
             raise
         if correlation is not None:
@@ -211,9 +232,12 @@ class App:
         clock: Clock,
         specs: Sequence[CommandSpec],
         inventory: Inventory | None,
+        demo: DemoWorld | None = None,
     ) -> App:
         commands = registry(specs)  # first: a bad command table must fail before anything is opened
         catalog = BuildCatalog.bundled()
+        if demo is not None:
+            inventory = demo.fleet
         store = Store.over(db)
         outbox = Outbox(OutboxRepo(db), store.subscriptions, clock)
         vcenters = tuple(
@@ -245,26 +269,37 @@ class App:
             soak=release_soak(_section(settings, "releases", dict)),
         )
         hint = BootFixHint(releases)
-        alert_config = EngineConfig.from_extra(settings.extra.get("alerts"))
+        alerts_section = settings.extra.get("alerts")
+        oncall_section = settings.extra.get("oncall")
+        if demo is not None:
+            alerts_section = {**demo.alert_defaults(), **(alerts_section or {})}
+            oncall_section = oncall_section or demo.oncall_defaults(settings.console_user)
+        alert_config = EngineConfig.from_extra(alerts_section)
         senders, targets = senders_from_extra(settings.extra.get("pager"))
         engine = AlertEngine(
             db,
             outbox,
             clock,
             hosts=lambda name: find_host(live.hosts(), name),
-            policy=parse_oncall(settings.extra.get("oncall")),
+            policy=parse_oncall(oncall_section),
             config=replace(alert_config, forward_to=alert_config.forward_to + targets),
             fix_hint=hint,
         )
+        jobs_section = _section(settings, "jobs", dict)
+        actions: dict[str, HostOps] = {vc.name: HostActions(door_for(vc), clock) for vc in vcenters}
+        bmcs = BmcDirectory.from_mappings(_section(settings, "bmcs", list))
+        if demo is not None:  # the simulated hosts answer host operations; their BMCs are internal
+            actions, bmcs = {"demo": demo.ops}, demo.bmc.directory()
+            jobs_section = {**demo.job_defaults(), **jobs_section}
         runner = JobRunner(
             JobRepo(db),
             outbox,
             store.audit,
             clock,
-            actions={vc.name: HostActions(door_for(vc), clock) for vc in vcenters},
+            actions=actions,
             lifecycle={vc.name: Lifecycle(vc.endpoint, clock) for vc in vcenters},
-            bmcs=BmcDirectory.from_mappings(_section(settings, "bmcs", list)),
-            settings=JobSettings.from_mapping(_section(settings, "jobs", dict)),
+            bmcs=bmcs,
+            settings=JobSettings.from_mapping(jobs_section),
         )
         raw_sources = settings.extra.get("sources")
         sources = parse_sources(
@@ -304,19 +339,35 @@ class App:
         if (cfg := syslog_config(syslog_section, settings)) is not None:
             rules = load_rules(_paths(settings, syslog_section.get("rule_files", []) or []))
             receiver = SyslogReceiver(cfg, rules, HostResolver(live, clock), engine.ingest_log)
+        events = None
+        if demo is not None:
+            events = DemoEvents(
+                demo.fleet,
+                clock,
+                loss_after=demo.loss_after,
+                engine=engine,
+                releases=releases,
+                release_repo=ReleaseRepo(db),
+                announce=announce,
+                subscriptions=store.subscriptions,
+                jobs=runner,
+            )
         services = Services(
             settings=settings,
             clock=clock,
             store=store,
             inventory=live,
             catalog=catalog,
-            host_notes=(releases.host_notes, advisories.host_notes),
+            host_notes=(releases.host_notes, advisories.host_notes, demo.check_note)
+            if demo
+            else (releases.host_notes, advisories.host_notes),
             commands=commands,
             jobs=runner,
             alerts=engine,
             releases=releases,
             sources=poller,
             advisories=advisories,
+            demo=events,
         )
         app = cls(
             settings,
@@ -331,7 +382,10 @@ class App:
             syslog=receiver,
             fix_hint=hint,
             watchers=tuple(VCenterAlertWatcher(vc, engine, HandledEventRepo(db), clock) for vc in vcenters),
+            demo=demo,
         )
+        if demo is not None and events is not None:
+            app.closers += [events.close, demo.close]
         for sender in senders:
             app.add_adapter(sender)
             app.closers.append(sender.close)
@@ -346,6 +400,8 @@ class App:
             await self.poller.restore()
         if self.fix_hint is not None:
             await self.fix_hint.refresh()
+        if self.demo is not None and set(self.adapters) & {"console", "slack", "matrix"} == {"console"}:
+            await self.demo.subscribe_console(self.services.store.subscriptions)  # the console is the chat
 
     async def _recover_jobs(self) -> None:
         """Leader-only: jobs left running by a dead process are reported interrupted, never re-run.
@@ -386,7 +442,9 @@ class App:
         if "matrix" in self.adapters:  # one syncing instance: next_batch is shared in the database
             loops["chat-matrix"] = self._chat(self.adapters["matrix"])
         loops["metrics"] = self._metrics_loop
-        if self.settings.demo_mode and not self.vcenters:
+        if self.demo is not None and self.services.alerts is not None:
+            loops["demo-fleet"] = partial(self.demo.watch, self.services.alerts)
+        elif self.settings.demo_mode and not self.vcenters:
             loops["demo-signals"] = self._demo_signals
         return loops
 

@@ -86,7 +86,8 @@ def chat_adapters(app: App) -> list[ChatAdapter]:
                 stale_after=settings.stale_command_age,
             )
         )
-    return found or [ConsoleAdapter(settings.console_user, clock)]
+    greeting = app.demo.greeting() if app.demo is not None else ""
+    return found or [ConsoleAdapter(settings.console_user, clock, greeting=greeting)]
 
 
 async def _run(settings: Settings, correlation: Correlation) -> int:
