@@ -7,6 +7,7 @@ exceptions (nio returns ``…Error`` objects instead of raising). Nothing here d
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any, TypeVar
 
 from nio import ErrorResponse
@@ -18,8 +19,16 @@ from bot.store.matrix_inbox import InboxItem
 
 T = TypeVar("T")
 
+# Every field of a foreign event is untrusted: a federated server can send any JSON it likes.
+_MAX_ID = 255  # the spec's bound for user, room and event ids
+_MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z in milliseconds: datetime's last day
+
 UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"  # noqa: S105 - an error code, not a secret
 LIMIT_EXCEEDED = "M_LIMIT_EXCEEDED"
+
+
+class BadEvent(ValueError):
+    """A foreign event that breaks the spec's shape; the sync drops it, counts it and goes on."""
 
 
 class MatrixError(Exception):
@@ -70,30 +79,42 @@ def command_text(body: str, prefix: str, *, direct: bool) -> str | None:
     return None
 
 
+def _identifier(value: object, sigil: str, what: str) -> str:
+    if not isinstance(value, str) or not value.startswith(sigil) or not 1 < len(value) <= _MAX_ID:
+        raise BadEvent(f"{what} {str(value)[:80]!r} is not a Matrix id")
+    return value
+
+
+def _sent_at(event: dict[str, Any]) -> datetime:
+    ts = event.get("origin_server_ts", 0)
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= _MAX_TS:
+        raise BadEvent(f"origin_server_ts {str(ts)[:40]!r} is out of range")
+    return from_epoch(ts / 1000)
+
+
 def parse_event(event: dict[str, Any], room: str, *, me: str, prefix: str, direct: bool) -> InboxItem | None:
     """Keep what is addressed to the bot; drop our own events, notices, edits and anything else.
 
     A command's ``text`` is the command without its prefix; a reaction's is the reacted-to event id.
+    Raises ``BadEvent`` for an event whose fields break the spec (ids, timestamp, relation targets).
     """
-    sender = event.get("sender")
-    event_id = event.get("event_id")
     content = event.get("content")
-    if not isinstance(sender, str) or not isinstance(event_id, str) or not isinstance(content, dict):
+    if not isinstance(content, dict) or "state_key" in event:
         return None
-    if sender == me or "state_key" in event:
+    sender = _identifier(event.get("sender"), "@", "sender")
+    event_id = _identifier(event.get("event_id"), "$", "event_id")
+    if sender == me:
         return None
-    sent_at = from_epoch(float(event.get("origin_server_ts", 0)) / 1000)
+    sent_at = _sent_at(event)
     relation = content.get("m.relates_to")
     relates: dict[str, Any] = relation if isinstance(relation, dict) else {}
     if event.get("type") == "m.reaction":
-        key = str(relates.get("key", "")).replace("\ufe0f", "")
-        target = relates.get("event_id")
-        if (
-            relates.get("rel_type") != "m.annotation"
-            or key != CONFIRM_REACTION
-            or not isinstance(target, str)
-        ):
+        key = relates.get("key")
+        if relates.get("rel_type") != "m.annotation" or not isinstance(key, str):
             return None
+        if key.replace("\ufe0f", "") != CONFIRM_REACTION:
+            return None
+        target = _identifier(relates.get("event_id"), "$", "reaction target")
         return InboxItem(event_id, room, sender, "reaction", target, None, target, direct, sent_at)
     if event.get("type") != "m.room.message" or content.get("msgtype") != "m.text":
         return None  # m.notice is what bots send: never answer another bot
@@ -103,7 +124,9 @@ def parse_event(event: dict[str, Any], room: str, *, me: str, prefix: str, direc
     text = command_text(body, prefix, direct=direct) if isinstance(body, str) else None
     if text is None:
         return None
-    thread = relates.get("event_id") if relates.get("rel_type") == "m.thread" else None
+    thread = None
+    if relates.get("rel_type") == "m.thread":
+        thread = _identifier(relates.get("event_id"), "$", "thread root")
     return InboxItem(event_id, room, sender, "command", text, thread, event_id, direct, sent_at)
 
 
