@@ -96,14 +96,21 @@ def syslog_config(section: Mapping[str, Any], settings: Settings) -> SyslogConfi
     if not section or not section.get("enabled", True):
         return None
     known = set(SyslogConfig.__dataclass_fields__)
-    unknown = sorted(set(section) - known - {"enabled"})
+    unknown = sorted(set(section) - known - {"enabled", "rule_files"})
     if unknown:
         raise ConfigError(f"syslog: unknown setting(s) {', '.join(unknown)}")
     values = {k: v for k, v in section.items() if k in known}
     for key in ("tls_cert", "tls_key"):
         if values.get(key):
             values[key] = settings.resolve(str(values[key]))
-    return SyslogConfig(**values)
+    relays = values.get("trusted_relays", ())
+    if not isinstance(relays, list | tuple):
+        raise ConfigError("syslog.trusted_relays: expected a list of addresses or networks")
+    values["trusted_relays"] = tuple(str(r) for r in relays)
+    try:
+        return SyslogConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 class HostResolver:
