@@ -122,10 +122,24 @@ class Settings:
     base_dir: str = "."
 
     @property
+    def hardware(self) -> tuple[str, ...]:
+        """The settings that reach real hosts or their BMCs; any of them ends demo mode."""
+        found = ["vcenters"] if self.vcenters else []
+        if self.extra.get("bmcs"):
+            found.append("bmcs")
+        jobs = self.extra.get("jobs")
+        if isinstance(jobs, Mapping):
+            found += [f"jobs.{key}" for key in ("esxcli", "depot_url") if jobs.get(key)]
+        return tuple(found)
+
+    @property
     def demo_mode(self) -> bool:
+        """Demo hosts and a console admin: never while anything can touch real hardware."""
+        if self.hardware:
+            return False
         if self.demo is not None:
             return self.demo
-        return not (self.slack.enabled or self.matrix.enabled or self.vcenters or self.inventory_file)
+        return not (self.slack.enabled or self.matrix.enabled or self.inventory_file)
 
     def resolve(self, path: str) -> Path:
         p = Path(path)

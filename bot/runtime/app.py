@@ -161,6 +161,11 @@ class App:
             from handlers import ALL
 
             specs = ALL
+        if settings.demo and settings.hardware:
+            raise ConfigError(
+                f"demo: true cannot be combined with {', '.join(settings.hardware)}: demo mode makes every "
+                "console user an admin over made-up hosts. Remove `demo`, or those settings."
+            )
         clock = clock or SystemClock()
         url = settings.database_url
         db = await open_database(url if "://" in url else str(settings.resolve(url)))
