@@ -125,3 +125,15 @@ async def test_a_two_member_room_is_not_a_direct_message_and_allowed_rooms_hold_
             assert "check" in in_dm["content"]["body"]
             await asyncio.sleep(0.5)
         assert [r for r, e in ann.events[mark:] if e.get("sender") == bot_id] == [dm]
+
+
+async def test_echoed_text_cannot_ping_the_room(synapse_server: SynapseServer, tmp_path: Path) -> None:
+    bot_id = synapse_server.bot.user_id
+    async with (
+        running_bot(synapse_server, tmp_path / "bot.db"),
+        person(synapse_server, synapse_server.human) as ann,
+    ):
+        room = await room_with_bot(ann, bot_id)
+        reply = await ask(ann, room, f"!esx @room {synapse_server.human.user_id}", bot_id)
+    assert "@room" in reply["content"]["body"]  # the text is echoed …
+    assert reply["content"]["m.mentions"] == {}  # … but the bot means to notify nobody

@@ -155,6 +155,7 @@ def edit_content(reply: Reply, message_id: str, *, prefix: str) -> dict[str, Any
         "body": f"* {new['body']}",
         "format": new["format"],
         "formatted_body": f"* {new['formatted_body']}",
+        "m.mentions": {},  # an edit pings nobody again
         "m.new_content": new,
         "m.relates_to": {"rel_type": "m.replace", "event_id": message_id},
     }
