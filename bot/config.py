@@ -112,6 +112,7 @@ class Settings:
     log_json: bool = False
     web_host: str = "127.0.0.1"
     web_port: int = 0  # /healthz, /readyz, /metrics; 0: off (the deploy files set 9090)
+    web_details: bool = False  # check details (vCenter names, errors) for non-loopback clients too
     leader_name: str = "esxbot"  # instances with the same name and database elect one leader
     instance: str = ""  # this instance's name in logs and /readyz (default: host name and pid)
     auth: AuthSettings = field(default_factory=AuthSettings)

@@ -406,7 +406,10 @@ class App:
             outbox_stats=OutboxRepo(self.db).stats,
             alert_counts=alert_counts,
             config=WebConfig(
-                host=self.settings.web_host, port=self.settings.web_port, leader_only=frozenset({"matrix"})
+                host=self.settings.web_host,
+                port=self.settings.web_port,
+                leader_only=frozenset({"matrix"}),
+                details_for_all=self.settings.web_details,
             ),
             clock=self.services.clock,
         )
