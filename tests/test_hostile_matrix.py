@@ -8,55 +8,20 @@ the valid command in the same batch is still answered and ``next_batch`` still a
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from bot.chat.matrix import MatrixAdapter
-from bot.config import MatrixSettings, Secret
-from bot.messages import Command, Reply
-from bot.store.sql.connect import open_database
-from bot.store.sql.migrate import migrate
-from tests.fixtures.fake_homeserver import ROOM, TOKEN, USER, FakeHomeserver, fake_homeserver, joined, message
+from tests.fixtures.fake_homeserver import ANN, ROOM, fake_homeserver, joined, message, running_adapter
 from tests.fixtures.matrix_bot import ask, room_with_bot, running_bot
 from tests.fixtures.synapse import SynapseServer, person
-
-ANN = "@ann:evil.test"
-
-
-async def _pong(command: Command) -> Reply:
-    return Reply.text(f"pong {command.text}")
-
-
-@contextlib.asynccontextmanager
-async def _bot(server: FakeHomeserver, tmp_path: Path) -> AsyncIterator[MatrixAdapter]:
-    db = await open_database(str(tmp_path / "bot.db"))
-    await migrate(db)
-    settings = MatrixSettings(
-        homeserver=server.base_url, user_id=USER, access_token=Secret(TOKEN), allowed_users=(ANN,)
-    )
-    adapter = MatrixAdapter(settings, db, sync_timeout=1)
-    task = asyncio.create_task(adapter.run(_pong))
-    try:
-        async with asyncio.timeout(10):
-            while len(server.since) < 2:  # the first sync is done and the long-poll is running
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
-        yield adapter
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await db.close()
-
 
 FORGED = [
     message("$ts", ANN, "!esx forged-ts", origin_server_ts=9007199254740991),
     message("$neg", ANN, "!esx forged-negative", origin_server_ts=-1),
     message("$float", ANN, "!esx forged-float", origin_server_ts=1.5e300),
+    message("$text", ANN, "!esx forged-text-ts", origin_server_ts="soon"),  # nio itself would crash
+    {"type": "m.room.message", "event_id": "$bare", "sender": ANN, "origin_server_ts": 1},  # no content
     message("no-sigil", ANN, "!esx forged-id"),
     message("$sender", "ann-without-sigil", "!esx forged-sender"),
     message("$long", "@" + "a" * 300 + ":evil.test", "!esx forged-long-sender"),
@@ -83,7 +48,7 @@ FORGED = [
 async def test_forged_events_are_dropped_and_the_valid_command_in_the_batch_is_answered(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with fake_homeserver() as server, _bot(server, tmp_path) as adapter:
+    async with fake_homeserver() as server, running_adapter(server, tmp_path) as adapter:
         server.script(joined(ROOM, [*FORGED, message("$good", ANN, "!esx help")]))
         await server.wait_sent(1)
         server.script(joined(ROOM, [message("$next", ANN, "!esx status")]))

@@ -93,13 +93,18 @@ class MatrixAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._last_sync: float | None = None
-        self.dropped_events = 0  # foreign events dropped for breaking the spec's shape
+        self._unparsable = 0  # foreign events our parser dropped for breaking the spec's shape
         self._direct_rooms: set[str] = set()  # from the account's m.direct account data
         self._invited_direct: set[str] = set()  # joined on an is_direct invitation (kept in kv)
 
     @property
     def user_id(self) -> str:
         return self._settings.user_id
+
+    @property
+    def dropped_events(self) -> int:
+        """Foreign events dropped for breaking the spec's shape, before or after nio parsed them."""
+        return self._unparsable + self._client.screened
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -204,7 +209,7 @@ class MatrixAdapter:
         try:
             return parse_event(source, room_id, me=self.user_id, prefix=self._settings.prefix, direct=direct)
         except Exception as exc:
-            self.dropped_events += 1
+            self._unparsable += 1
             event_id = str(source.get("event_id"))[:80]
             log.warning("matrix: dropped malformed event %s in %s: %s", event_id, room_id, exc)
             return None

@@ -79,6 +79,68 @@ def command_text(body: str, prefix: str, *, direct: bool) -> str | None:
     return None
 
 
+_EVENT_LISTS = ("timeline", "state", "ephemeral", "account_data", "invite_state")
+_TOP_LISTS = ("account_data", "presence", "to_device")
+_TEXT_FIELDS = ("type", "sender", "event_id", "state_key", "room_id")
+
+
+def _screenable(event: object, room_event: bool) -> str | None:
+    """Why nio could not take this event at all (it crashes on some shapes), or None.
+
+    Every event needs a ``type`` and a ``content`` object; timeline and state events (``room_event``)
+    also need their ``event_id``, ``sender`` and an ``origin_server_ts`` in range, as the spec says.
+    """
+    if not isinstance(event, dict):
+        return f"not an object ({type(event).__name__})"
+    required = ("type", "event_id", "sender") if room_event else ("type",)
+    for name in _TEXT_FIELDS:
+        if (name in event or name in required) and not isinstance(event.get(name), str):
+            return f"{name} is missing or not text"
+    ts = event.get("origin_server_ts", 0 if not room_event else None)
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= _MAX_TS:
+        return f"origin_server_ts {str(ts)[:40]!r} is out of range"
+    if not isinstance(event.get("content"), dict):
+        return "content is missing or not an object"
+    if "unsigned" in event and not isinstance(event["unsigned"], dict):
+        return "unsigned is not an object"
+    return None
+
+
+def _screen_list(holder: object, key: str, where: str, dropped: list[str]) -> None:
+    section = holder.get(key) if isinstance(holder, dict) else None
+    events = section.get("events") if isinstance(section, dict) else None
+    if not isinstance(events, list):
+        return
+    kept = []
+    for event in events:
+        why = _screenable(event, key in ("timeline", "state"))
+        if why is None:
+            kept.append(event)
+        else:
+            event_id = event.get("event_id") if isinstance(event, dict) else None
+            dropped.append(f"{str(event_id)[:80]} in {where}: {why}")
+    section["events"] = kept  # type: ignore[index]
+
+
+def screen_sync(body: dict[str, Any]) -> list[str]:
+    """Drop, in place, the events of a ``/sync`` answer that would stop the client from reading it.
+
+    matrix-nio validates events one by one, but some shapes (a text ``origin_server_ts``, a non-object
+    event) raise inside nio and lose the whole batch, so the same batch would fail forever. Returns
+    one line per dropped event, for the log and the counter.
+    """
+    dropped: list[str] = []
+    for key in _TOP_LISTS:
+        _screen_list(body, key, "the sync", dropped)
+    rooms = body.get("rooms")
+    for membership in ("join", "invite", "leave"):
+        section = rooms.get(membership) if isinstance(rooms, dict) else None
+        for room_id, room in section.items() if isinstance(section, dict) else ():
+            for key in _EVENT_LISTS:
+                _screen_list(room, key, str(room_id)[:80], dropped)
+    return dropped
+
+
 def _identifier(value: object, sigil: str, what: str) -> str:
     if not isinstance(value, str) or not value.startswith(sigil) or not 1 < len(value) <= _MAX_ID:
         raise BadEvent(f"{what} {str(value)[:80]!r} is not a Matrix id")
@@ -98,6 +160,8 @@ def parse_event(event: dict[str, Any], room: str, *, me: str, prefix: str, direc
     A command's ``text`` is the command without its prefix; a reaction's is the reacted-to event id.
     Raises ``BadEvent`` for an event whose fields break the spec (ids, timestamp, relation targets).
     """
+    if not isinstance(event, dict):
+        raise BadEvent(f"an event must be a JSON object, not {type(event).__name__}")
     content = event.get("content")
     if not isinstance(content, dict) or "state_key" in event:
         return None
