@@ -149,6 +149,7 @@ class Settings:
     log_json: bool = False
     web_host: str = "127.0.0.1"
     web_port: int = 0  # /healthz, /readyz, /metrics; 0: off (the deploy files set 9090)
+    web_details: bool = False  # check details (vCenter names, errors) for non-loopback clients too
     leader_name: str = "esxbot"  # instances with the same name and database elect one leader
     instance: str = ""  # this instance's name in logs and /readyz (default: host name and pid)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -159,10 +160,24 @@ class Settings:
     base_dir: str = "."
 
     @property
+    def hardware(self) -> tuple[str, ...]:
+        """The settings that reach real hosts or their BMCs; any of them ends demo mode."""
+        found = ["vcenters"] if self.vcenters else []
+        if self.extra.get("bmcs"):
+            found.append("bmcs")
+        jobs = self.extra.get("jobs")
+        if isinstance(jobs, Mapping):
+            found += [f"jobs.{key}" for key in ("esxcli", "depot_url") if jobs.get(key)]
+        return tuple(found)
+
+    @property
     def demo_mode(self) -> bool:
+        """Demo hosts and a console admin: never while anything can touch real hardware."""
+        if self.hardware:
+            return False
         if self.demo is not None:
             return self.demo
-        return not (self.slack.enabled or self.matrix.enabled or self.vcenters or self.inventory_file)
+        return not (self.slack.enabled or self.matrix.enabled or self.inventory_file)
 
     def resolve(self, path: str) -> Path:
         p = Path(path)
@@ -212,6 +227,8 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
 
 
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {str(data)[:80]!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -274,6 +291,8 @@ def load_settings(
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):

@@ -129,6 +129,7 @@ class Reply:
     ok: bool = True
     data: Mapping[str, Any] = field(default_factory=_no_data)
     in_thread: bool = False  # long-running work answers in a thread under the command
+    notify: tuple[str, ...] = ()  # user ids (``matrix:@ann:example.org``) the message means to ping
 
     @classmethod
     def text(cls, text: str, *, style: Style = Style.PLAIN, ok: bool = True) -> Reply:

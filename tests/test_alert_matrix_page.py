@@ -100,12 +100,14 @@ async def test_bootbank_loss_pages_escalates_acks_and_resolves_in_a_matrix_room(
             body = _body(page)
             assert f"{USB_HOST} lost its bootbank" in body
             assert human in body and NEXT_LEVEL not in body  # the on-call user, by MXID
+            assert page["content"]["m.mentions"] == {"user_ids": [human]}  # exactly whom it pings
             assert FIX_HINT in body  # the fix recommendation
             assert "mpx.vmhba32:C0:T0:L0" in body
 
             mark, escalation = await _next(ann, bot_id, room, mark, timeout=10)
             assert _thread_of(escalation) == page["event_id"]
             assert NEXT_LEVEL in _body(escalation) and "escalating" in _body(escalation)
+            assert escalation["content"]["m.mentions"] == {"user_ids": [NEXT_LEVEL]}
 
             [rec] = [
                 r for r in await stack.engine.alerts.listing(include_resolved=False) if r.host == USB_HOST

@@ -122,13 +122,12 @@ async def test_source_address_maps_a_line_without_hostname(harness: Harness) -> 
     assert harness.signals[0].host == "esx-usb-01.lab.example"
 
 
-async def test_unknown_source_still_signals_by_its_hostname(harness: Harness) -> None:
+async def test_a_source_that_is_no_inventory_host_is_counted_and_dropped(harness: Harness) -> None:
     harness.index = HostIndex(HOSTS[1:])  # nobody at 127.0.0.1
     async with harness.receiver() as receiver:
         _udp_send(receiver.addresses["udp"], [IN_DOUBT.format(host="esx-new-09", dev=USB).encode()])
-        await _until(lambda: len(harness.signals) == 1)
-        assert receiver.stats().unmapped == 1
-    assert harness.signals[0].host == "esx-new-09"
+        await _until(lambda: receiver.stats().unmapped == 1)
+    assert harness.signals == []
 
 
 async def test_tcp_both_framings_mixed_and_split_anywhere(harness: Harness) -> None:

@@ -49,6 +49,7 @@ def test_text_is_escaped_so_it_cannot_ping_or_link() -> None:
     assert "<!here>" not in dumped
     assert "<@U123>" not in dumped
     assert "```<" not in dumped
+    assert "```&lt;x&gt;" not in dumped  # a table cell cannot close the fence it is shown in
 
 
 def test_confirm_has_slacks_dialog_and_danger_style() -> None:

@@ -16,6 +16,10 @@ It never appears in a ``repr``, a log line or an error: every failure is one `Re
 text is fit for chat and whose ``kind`` says what went wrong. Every request has a timeout. The client
 logs in with a Redfish session (X-Auth-Token) when the service root offers one, else basic auth,
 and deletes its session on close.
+
+The BMC's answers are not trusted: a link (``@odata.id``, an action ``target``, a session
+``Location``) or a redirect is followed only on the configured BMC's scheme, host and port, so the
+credentials and the session token never go anywhere else; answers are read up to ``MAX_BODY`` bytes.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import aiohttp
 
@@ -41,6 +45,10 @@ log = logging.getLogger(__name__)
 SERVICE_ROOT = "/redfish/v1/"
 DEFAULT_SESSIONS = "/redfish/v1/SessionService/Sessions"
 RESET_ACTION = "#ComputerSystem.Reset"
+MAX_BODY = 4 * 1024 * 1024  # bytes; a Redfish resource is a few KB
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_HOPS = 3
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ErrorKind(StrEnum):
@@ -235,32 +243,49 @@ class RedfishClient:
             await self._http.close()
             self._http = None
 
+    def _origin(self, parts: SplitResult) -> tuple[str, str, int | None]:
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port or _DEFAULT_PORTS.get(scheme)
+        except ValueError:
+            port = -1  # an unparsable port matches nothing
+        return scheme, (parts.hostname or "").lower(), port
+
+    def _confine(self, link: str, base: str) -> str:
+        """The absolute URL of ``link`` (relative to ``base``), refused unless it is on this BMC."""
+        url = self._base + link if link.startswith("/") and not link.startswith("//") else urljoin(base, link)
+        if self._origin(urlsplit(url)) != self._origin(urlsplit(self._base)):
+            shown = url[:200]
+            raise self._error(ErrorKind.PROTOCOL, f"refusing to follow {shown}: it is not on {self._base}")
+        return url
+
     async def _request(
         self, method: str, path: str, *, body: dict[str, Any] | None = None, auth: bool = True
     ) -> tuple[int, dict[str, Any], Mapping[str, str]]:
         if self._http is None:
             raise self._error(ErrorKind.CONFIG, "client is not open")
-        parts = urlsplit(path)
-        url = path if parts.scheme else self._base + path
-        shown = parts.path or path
+        url = self._confine(path, self._base + "/")
+        shown = urlsplit(url).path or path
         headers = {"Accept": "application/json", "OData-Version": "4.0"}
         if auth:
             headers.update({k: v.value for k, v in self._auth.items()})
-        what, limit = f"{method} {shown}", aiohttp.ClientTimeout(total=self.config.timeout)
-        try:
-            async with self._http.request(
-                method, url, json=body, headers=headers, ssl=self._ssl, timeout=limit
-            ) as r:
-                raw, status, resp_headers = await r.read(), r.status, r.headers
-        except TimeoutError:
-            raise self._error(ErrorKind.TIMEOUT, f"no answer to {what} within {limit.total:g} s") from None
-        except aiohttp.ClientConnectorCertificateError:
-            raise self._error(ErrorKind.UNREACHABLE, "TLS certificate verification failed") from None
-        except aiohttp.ClientConnectorError as exc:
-            why = f"{exc.host}:{exc.port} ({exc.os_error.strerror or type(exc.os_error).__name__})"
-            raise self._error(ErrorKind.UNREACHABLE, f"cannot connect to {why}") from None
-        except aiohttp.ClientError as exc:
-            raise self._error(ErrorKind.UNREACHABLE, f"{what} failed ({type(exc).__name__})") from None
+        limit = aiohttp.ClientTimeout(total=self.config.timeout)
+        for _ in range(_MAX_HOPS + 1):
+            what = f"{method} {shown}"
+            status, raw, resp_headers = await self._exchange(
+                self._http, method, url, body, headers, limit, what
+            )
+            location = resp_headers.get("Location")
+            if status not in _REDIRECTS or not location:
+                break
+            url = self._confine(location, url)
+            shown = urlsplit(url).path
+            if status == 303:
+                method, body = "GET", None
+        else:
+            raise self._error(
+                ErrorKind.PROTOCOL, f"more than {_MAX_HOPS} redirects for {method} {path[:200]}"
+            )
         data = self._decode(raw, method, shown)
         if status in (401, 403):
             raise self._error(ErrorKind.AUTH, f"the BMC refused the configured credentials (HTTP {status})")
@@ -270,6 +295,37 @@ class RedfishClient:
             kind = ErrorKind.REFUSED if status < 500 or status == 501 else ErrorKind.PROTOCOL
             raise self._error(kind, f"{what} failed with HTTP {status}: {_message(data)}")
         return status, data, resp_headers
+
+    async def _exchange(
+        self,
+        http: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
+        headers: dict[str, str],
+        limit: aiohttp.ClientTimeout,
+        what: str,
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """One HTTP request, redirects not followed, the answer read up to ``MAX_BODY`` bytes."""
+        try:
+            async with http.request(
+                method, url, json=body, headers=headers, ssl=self._ssl, timeout=limit, allow_redirects=False
+            ) as r:
+                raw = bytearray()
+                async for chunk in r.content.iter_chunked(64 * 1024):
+                    raw += chunk
+                    if len(raw) > MAX_BODY:
+                        raise self._error(ErrorKind.PROTOCOL, f"{what}: answer longer than {MAX_BODY} bytes")
+                return r.status, bytes(raw), r.headers
+        except TimeoutError:
+            raise self._error(ErrorKind.TIMEOUT, f"no answer to {what} within {limit.total:g} s") from None
+        except aiohttp.ClientConnectorCertificateError:
+            raise self._error(ErrorKind.UNREACHABLE, "TLS certificate verification failed") from None
+        except aiohttp.ClientConnectorError as exc:
+            why = f"{exc.host}:{exc.port} ({exc.os_error.strerror or type(exc.os_error).__name__})"
+            raise self._error(ErrorKind.UNREACHABLE, f"cannot connect to {why}") from None
+        except aiohttp.ClientError as exc:
+            raise self._error(ErrorKind.UNREACHABLE, f"{what} failed ({type(exc).__name__})") from None
 
     def _decode(self, raw: bytes, method: str, shown: str) -> dict[str, Any]:
         if not raw.strip():
@@ -289,7 +345,7 @@ class RedfishClient:
         members = (await self._get("/redfish/v1/Systems")).get("Members")
         paths = [
             m["@odata.id"]
-            for m in members or ()
+            for m in _list(members)
             if isinstance(m, dict) and isinstance(m.get("@odata.id"), str)
         ]
         if not paths:
@@ -314,12 +370,14 @@ class RedfishClient:
         except ValueError:
             raise self._error(ErrorKind.PROTOCOL, f"unknown power state {data.get('PowerState')!r}") from None
         action = _dict(_dict(data.get("Actions")).get(RESET_ACTION))
-        target = action.get("target") or f"{self._system_path.rstrip('/')}/Actions/ComputerSystem.Reset"
+        target = action.get("target")
+        if not isinstance(target, str) or not target:
+            target = f"{self._system_path.rstrip('/')}/Actions/ComputerSystem.Reset"
         allowed = action.get("ResetType@Redfish.AllowableValues")
         info = action.get("@Redfish.ActionInfo")
         if allowed is None and isinstance(info, str):
             params = (await self._get(info)).get("Parameters")
-            found = [p for p in params or () if isinstance(p, dict) and p.get("Name") == "ResetType"]
+            found = [p for p in _list(params) if isinstance(p, dict) and p.get("Name") == "ResetType"]
             allowed = found[0].get("AllowableValues") if found else None
         return RedfishSystem(
             path=self._system_path,
@@ -425,6 +483,10 @@ def _text(value: object) -> str | None:
 
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _reset_types(values: Iterable[object]) -> Iterable[ResetType]:

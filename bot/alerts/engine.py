@@ -26,7 +26,7 @@ from typing import Any
 
 from bot.alerts.intake import EngineConfig, Signal, signal_from_log
 from bot.alerts.oncall import OnCallPolicy, parse_oncall
-from bot.alerts.page import FixHint, kind_spec, mentions, note, page, pager_event, people_of
+from bot.alerts.page import FixHint, kind_spec, mentions, note, notify_ids, page, pager_event, people_of
 from bot.alerts.signals import LogSignal
 from bot.chat.outbox import Outbox
 from bot.clock import Clock
@@ -358,8 +358,9 @@ class AlertEngine:
             return []
         out = []
         for room in rec.page_rooms:
-            named = mentions(who, room.split(":", 1)[0])
-            reply = note(rec, f"{text} {named}".strip(), style=style)
+            platform = room.split(":", 1)[0]
+            named = mentions(who, platform)
+            reply = note(rec, f"{text} {named}".strip(), style=style, notify=notify_ids(who, platform))
             out.append(
                 _Message(
                     room,

@@ -4,17 +4,24 @@ Any shape ESXi writes is accepted (collector lines, local vmkernel/vmkwarning/vo
 standardized lines, raw syslog); ``.gz`` files of a support bundle are read too. Lines in no known
 shape (a pasted vCenter alarm text, a config issue) are still matched, with no time or host. With an
 inventory, a host named by the line (or ``default_host``) decides what its boot device is.
+
+Files are not trusted either: a line is read up to ``_MAX_LINE`` bytes (the rest of a longer one is
+skipped, never held), a file yields at most ``max_bytes`` bytes after decompression, only regular files
+are read (not ``/dev/zero``), and signals found before a corrupt part of a ``.gz`` are kept and
+reported together with the error.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from bot.alerts.logline import LogLine, parse_line
 from bot.alerts.patterns import LogRuleSet, load_rules
@@ -22,6 +29,7 @@ from bot.alerts.signals import LogSignal, detect, format_time
 from bot.model import Host
 
 _MAX_LINE = 64 * 1024
+MAX_BYTES = 4 * 1024**3  # per file, after decompression: a support bundle's logs are far smaller
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +97,47 @@ def scan_lines(
     return signals, count, unparsed
 
 
-def _open_lines(path: Path) -> TextIO:
+class _BoundedLines:
+    """The decoded lines of one open file, bounded; a read error ends them and is kept in ``error``."""
+
+    def __init__(self, handle: io.BufferedIOBase, max_bytes: int) -> None:
+        self._handle = handle
+        self._max = self._left = max_bytes
+        self.lines = 0
+        self.error: str | None = None
+
+    def _read(self, limit: int) -> bytes:
+        chunk = self._handle.readline(min(limit, self._left + 1))
+        self._left -= len(chunk)
+        if self._left < 0:
+            raise _TooBig
+        return chunk
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            while raw := self._read(_MAX_LINE + 1):
+                self.lines += 1
+                if len(raw) > _MAX_LINE and not raw.endswith(b"\n"):
+                    while (rest := self._read(_MAX_LINE)) and not rest.endswith(b"\n"):
+                        pass  # the rest of an over-long line is skipped, never held
+                    raw = raw[:_MAX_LINE]
+                yield raw.decode("utf-8", errors="replace")
+        except _TooBig:
+            self.error = f"stopped after {self.lines} line(s): more than {self._max} bytes"
+        except (OSError, EOFError, zlib.error) as exc:
+            self.error = f"unreadable after line {self.lines}: {exc}"
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _open(path: Path) -> io.BufferedIOBase:
+    if not path.is_file():
+        raise OSError(f"not a regular file: {path}")
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return path.open(encoding="utf-8", errors="replace")
+        return gzip.open(path, "rb")
+    return path.open("rb")
 
 
 def scan_files(
@@ -101,8 +146,9 @@ def scan_files(
     *,
     rules: LogRuleSet | None = None,
     default_host: str | None = None,
+    max_bytes: int = MAX_BYTES,
 ) -> ScanResult:
-    """Scan files in order. An unreadable file is reported in ``errors``, never raised."""
+    """Scan files in order. An unreadable (part of a) file is reported in ``errors``, never raised."""
     ruleset = rules if rules is not None else load_rules()
     index = HostIndex(hosts) if hosts is not None else None
     year = datetime.now(UTC).year
@@ -111,13 +157,16 @@ def scan_files(
     total = unparsed_total = 0
     for path in paths:
         try:
-            with _open_lines(path) as handle:
+            with _open(path) as handle:
+                lines = _BoundedLines(handle, max_bytes)
                 found, count, unparsed = scan_lines(
-                    handle, source=str(path), rules=ruleset, hosts=index, default_host=default_host, year=year
+                    lines, source=str(path), rules=ruleset, hosts=index, default_host=default_host, year=year
                 )
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except OSError as exc:
             errors.append(f"{path}: cannot read: {exc}")
             continue
+        if lines.error is not None:
+            errors.append(f"{path}: {lines.error}; {len(found)} signal(s) before that are kept")
         signals.extend(found)
         total += count
         unparsed_total += unparsed

@@ -119,6 +119,12 @@ def mentions(people: Sequence[Mapping[str, Any]], platform: str) -> str:
     return " ".join(mention(platform, p.get("ids", {}), str(p.get("name"))) for p in people)
 
 
+def notify_ids(people: Sequence[Mapping[str, Any]], platform: str) -> tuple[str, ...]:
+    """The user ids a message on ``platform`` means to ping (``Reply.notify``)."""
+    ids = (p.get("ids") for p in people)
+    return tuple(f"{platform}:{i[platform]}" for i in ids if isinstance(i, Mapping) and i.get(platform))
+
+
 def _age(seconds: float) -> str:
     seconds = int(max(0.0, seconds))
     if seconds < 3600:
@@ -218,7 +224,8 @@ def page(
         if buttons:
             blocks.append(Actions(tuple(buttons)))
     summary = f"{state_line}: {headline(rec)} (alert #{rec.id})" + (f" {who}" if who else "")
-    return Reply(summary=summary, blocks=tuple(blocks), data={"alert": alert_json(rec)})
+    notify = notify_ids(paging, platform) if who else ()
+    return Reply(summary=summary, blocks=tuple(blocks), data={"alert": alert_json(rec)}, notify=notify)
 
 
 def _state_line(rec: AlertRecord, now: datetime) -> tuple[str, Style]:
@@ -232,10 +239,10 @@ def _state_line(rec: AlertRecord, now: datetime) -> tuple[str, Style]:
     return label, Style.ERROR if rec.severity is Severity.CRITICAL else Style.WARNING
 
 
-def note(rec: AlertRecord, text: str, *, style: Style = Style.PLAIN) -> Reply:
+def note(rec: AlertRecord, text: str, *, style: Style = Style.PLAIN, notify: tuple[str, ...] = ()) -> Reply:
     """A thread reply under the page (escalations, acknowledgements, resolution)."""
     line = f"Alert #{rec.id} ({headline(rec)}): {text}"
-    return Reply(summary=line, blocks=(Text(line, style),), data={"alert": alert_json(rec)})
+    return Reply(summary=line, blocks=(Text(line, style),), data={"alert": alert_json(rec)}, notify=notify)
 
 
 PD_SEVERITY = {Severity.CRITICAL: "critical", Severity.WARNING: "warning", Severity.INFO: "info"}

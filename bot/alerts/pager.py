@@ -105,7 +105,9 @@ class HttpSender:
 
     def health(self) -> TransportHealth:
         age = None if self._ok_at is None else asyncio.get_running_loop().time() - self._ok_at
-        return TransportHealth(self.platform, not self._last_error, age, self._last_error)
+        return TransportHealth(
+            self.platform, not self._last_error, age, self._last_error, holds_connection=False
+        )
 
     async def close(self) -> None:
         if self._session is not None:

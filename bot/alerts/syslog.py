@@ -7,12 +7,22 @@ given by the integrator). Memory stays bounded: at most ``max_connections`` conn
 at most one partial line, all of them together at most ``max_buffered_bytes``; at most
 ``max_sources`` rate-limit buckets; a bounded queue towards the (async) signal callback. Garbage,
 floods and hostile peers are counted and dropped, never raised.
+
+Anyone who can reach the port can send any text, so a line counts for a host only when it comes from
+that host's management address; the hostname inside the line is believed only from the
+``trusted_relays`` (collectors that forward for others). A line from an address that is no inventory
+host, or naming another host than its sender, is counted and dropped: it never opens an alert.
+One source holds at most ``max_connections_per_source`` TCP connections; a connection that has not
+delivered a complete line within ``first_line_timeout`` is closed; and when all connections are taken,
+a newcomer source displaces a connection of the source holding the most, so a flood from one peer
+never locks out the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import ssl
 import time
@@ -28,7 +38,7 @@ from bot.model import Host
 
 _log = logging.getLogger(__name__)
 
-Resolver = Callable[[str | None, str], Host | None]
+Resolver = Callable[[str | None, str | None], Host | None]
 SignalSink = Callable[[LogSignal], Awaitable[None]]
 
 
@@ -50,6 +60,30 @@ class SyslogConfig:
     max_buffered_bytes: int = 16 * 1024 * 1024  # partial lines held over all connections
     idle_timeout: float = 900.0  # seconds before a silent TCP connection is closed
     signal_queue: int = 10000
+    max_connections_per_source: int = 16
+    first_line_timeout: float = 10.0  # seconds a new TCP connection has to deliver its first line
+    trusted_relays: tuple[str, ...] = ()  # addresses or networks whose lines' hostnames are believed
+
+    def __post_init__(self) -> None:
+        networks = []
+        for entry in self.trusted_relays:
+            try:
+                networks.append(ipaddress.ip_network(str(entry), strict=False))
+            except ValueError:
+                raise ValueError(f"syslog.trusted_relays: {entry!r} is not an address or network") from None
+        object.__setattr__(self, "trusted_relays", tuple(str(n) for n in networks))
+        if self.max_connections_per_source < 1 or self.max_connections < 1:
+            raise ValueError("syslog: max_connections and max_connections_per_source must be at least 1")
+
+
+def plain_address(address: str) -> str:
+    """``::ffff:10.0.0.5`` (a dual-stack socket's view of an IPv4 peer) as ``10.0.0.5``."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +95,11 @@ class SyslogStats:
     dropped_oversize: int = 0  # longer than max_line
     dropped_backlog: int = 0  # signals lost because the consumer fell behind
     signals: int = 0
-    unmapped: int = 0  # signals from sources not in the inventory
+    unmapped: int = 0  # signals from sources not in the inventory: dropped
+    forged: int = 0  # signals naming another inventory host than their sender: dropped
     connections: int = 0  # open now
-    connections_rejected: int = 0  # over max_connections or max_buffered_bytes
+    connections_rejected: int = 0  # over max_connections(_per_source) or max_buffered_bytes
+    connections_displaced: int = 0  # closed to make room for a source that had none
     buffered_bytes: int = 0  # partial lines held now
 
 
@@ -79,8 +115,10 @@ class _Counters:
     dropped_backlog: int = 0
     signals: int = 0
     unmapped: int = 0
+    forged: int = 0
     connections: int = 0
     connections_rejected: int = 0
+    connections_displaced: int = 0
     buffered_bytes: int = 0
 
     def snapshot(self) -> SyslogStats:
@@ -110,6 +148,8 @@ class SyslogReceiver:
         self._servers: list[asyncio.Server] = []
         self._udp: asyncio.DatagramTransport | None = None
         self._conns: set[_TcpConnection] = set()
+        self._by_source: dict[str, set[_TcpConnection]] = {}
+        self._relays = [ipaddress.ip_network(n) for n in config.trusted_relays]
         self._tasks: list[asyncio.Task[None]] = []
         self.addresses: dict[str, tuple[str, int]] = {}
 
@@ -218,7 +258,9 @@ class SyslogReceiver:
         hits = self._rules.match(line.message)
         if not hits:
             return
-        host = self._resolve(line.hostname, address)
+        host = self._sender(line.hostname, address)
+        if host is None:
+            return
         signals = from_hits(
             hits,
             line,
@@ -229,14 +271,44 @@ class SyslogReceiver:
         )
         for signal in signals:
             n.signals += 1
-            if host is None:
-                n.unmapped += 1
             try:
                 self._queue.put_nowait(signal)
             except asyncio.QueueFull:
                 n.dropped_backlog += 1
                 if n.dropped_backlog % 1000 == 1:  # a stuck consumer must not flood our own log
                     _log.warning("syslog signal queue full: %d signal(s) dropped so far", n.dropped_backlog)
+
+    def _sender(self, hostname: str | None, address: str) -> Host | None:
+        """The host a line with hits speaks for, or None (counted and logged) when it may not."""
+        named = self._resolve(hostname, None) if hostname else None
+        if self._relayed(address):
+            if named is None:
+                self._drop(
+                    "unmapped", f"relay {address} forwarded a line for {hostname!r}, not in the inventory"
+                )
+            return named
+        sender = self._resolve(None, address)
+        if sender is None:
+            self._drop("unmapped", f"{address} is no inventory host's management address")
+        elif named is not None and named.name != sender.name:
+            self._drop("forged", f"{address} ({sender.name}) sent a line naming {named.name}")
+            return None
+        return sender
+
+    def _relayed(self, address: str) -> bool:
+        if not self._relays:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._relays)
+
+    def _drop(self, counter: str, why: str) -> None:
+        count = getattr(self._n, counter) + 1
+        setattr(self._n, counter, count)
+        if count % 1000 == 1:  # a flood must not flood our own log
+            _log.warning("syslog: dropped a signal line: %s (%d %s so far)", why, count, counter)
 
     def _admit(self, address: str) -> bool:
         """Token bucket per source address."""
@@ -267,25 +339,49 @@ class SyslogReceiver:
                 self._queue.task_done()
 
     async def _sweep(self) -> None:
-        period = max(0.05, min(30.0, self.config.idle_timeout / 4))
+        cfg = self.config
+        period = max(0.05, min(30.0, cfg.idle_timeout / 4, cfg.first_line_timeout / 4))
         while True:
             await asyncio.sleep(period)
-            deadline = self._monotonic() - self.config.idle_timeout
-            for conn in [c for c in self._conns if c.last_active < deadline]:
-                _log.info("closing idle syslog connection from %s", conn.peer)
+            now = self._monotonic()
+            for conn in list(self._conns):
+                if conn.last_active < now - cfg.idle_timeout:
+                    _log.info("closing idle syslog connection from %s", conn.peer)
+                elif not conn.delivered and conn.opened < now - cfg.first_line_timeout:
+                    _log.info("closing syslog connection from %s: no complete line yet", conn.peer)
+                else:
+                    continue
                 conn.abort()
 
     # --- connection bookkeeping (used by _TcpConnection) ----------------------------------------
     def _accept(self, conn: _TcpConnection) -> bool:
-        if len(self._conns) >= self.config.max_connections:
+        """Admit a connection: within its source's cap; when all are taken, a new source displaces one."""
+        cfg, mine = self.config, self._by_source.get(conn.peer, set())
+        if len(mine) >= cfg.max_connections_per_source:
             self._n.connections_rejected += 1
             return False
+        if len(self._conns) >= cfg.max_connections:
+            if mine:
+                self._n.connections_rejected += 1
+                return False
+            crowded = max(self._by_source.values(), key=len)
+            victim = min(crowded, key=lambda c: (c.delivered, c.last_active))
+            _log.info("syslog: closing a connection from %s to make room for %s", victim.peer, conn.peer)
+            self._n.connections_displaced += 1
+            victim.abort()
+            self._forget(victim)
         self._conns.add(conn)
+        self._by_source.setdefault(conn.peer, set()).add(conn)
         self._n.connections = len(self._conns)
         return True
 
     def _forget(self, conn: _TcpConnection) -> None:
         self._conns.discard(conn)
+        mine = self._by_source.get(conn.peer)
+        if mine is not None:
+            mine.discard(conn)
+            if not mine:
+                del self._by_source[conn.peer]
         self._n.connections = len(self._conns)
 
     def _buffer(self, delta: int, oversize: int) -> bool:
@@ -304,7 +400,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._receiver = receiver
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        self._receiver.feed_datagram(data, str(addr[0]))
+        self._receiver.feed_datagram(data, plain_address(str(addr[0])))
 
     def error_received(self, exc: Exception) -> None:
         _log.debug("syslog UDP error: %s", exc)
@@ -319,7 +415,8 @@ class _TcpConnection(asyncio.Protocol):
         self._framer = Framer(receiver.config.max_line)
         self._transport: asyncio.Transport | None = None
         self.peer = "?"
-        self.last_active = receiver._monotonic()
+        self.last_active = self.opened = receiver._monotonic()
+        self.delivered = False  # a complete line has arrived
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not isinstance(transport, asyncio.Transport):
@@ -327,7 +424,7 @@ class _TcpConnection(asyncio.Protocol):
             return
         self._transport = transport
         peer = transport.get_extra_info("peername")
-        self.peer = str(peer[0]) if peer else "?"
+        self.peer = plain_address(str(peer[0])) if peer else "?"
         if not self._r._accept(self):
             transport.abort()
             self._transport = None
@@ -348,6 +445,7 @@ class _TcpConnection(asyncio.Protocol):
         framer = self._framer
         held, oversize = framer.buffered, framer.oversize
         for frame in framer.feed(data):
+            self.delivered = True
             self._r.handle_line(frame, self.peer, self._kind)
         if not self._r._buffer(framer.buffered - held, framer.oversize - oversize):
             _log.warning("syslog buffers full, dropping connection from %s", self.peer)

@@ -34,6 +34,9 @@ class TransportHealth:
     last_activity_age: float | None  # seconds since the transport last proved it is alive
     detail: str = ""
     reconnects: int | None = None  # new connections since the first, when the adapter counts them
+    # False for outbound-only senders (pager webhooks) and inbound-HTTP transports (Slack HTTP mode):
+    # silence is normal for them and they cannot make the instance unready
+    holds_connection: bool = True
 
 
 class ChatAdapter(Protocol):

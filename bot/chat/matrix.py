@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -48,7 +49,7 @@ _PERMANENT = {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_L
 _TIMELINE_LIMIT = 100
 _SYNC_FILTER: dict[str, Any] = {
     "presence": {"not_types": ["*"]},
-    "account_data": {"not_types": ["*"]},
+    "account_data": {"types": ["m.direct"]},  # which rooms are direct messages
     "room": {
         "timeline": {"limit": 100},
         "ephemeral": {"not_types": ["*"]},
@@ -92,16 +93,26 @@ class MatrixAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._last_sync: float | None = None
+        self._unparsable = 0  # foreign events our parser dropped for breaking the spec's shape
+        self._direct_rooms: set[str] = set()  # from the account's m.direct account data
+        self._invited_direct: set[str] = set()  # joined on an is_direct invitation (kept in kv)
 
     @property
     def user_id(self) -> str:
         return self._settings.user_id
+
+    @property
+    def dropped_events(self) -> int:
+        """Foreign events dropped for breaking the spec's shape, before or after nio parsed them."""
+        return self._unparsable + self._client.screened
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     async def run(self, handle: CommandHandler) -> None:
         try:
             await self._session.login()
+            stored = await self._kv.get(self._session.key("direct_rooms"))
+            self._invited_direct = set(json.loads(stored)) if stored else set()
             await self._join_allowed_rooms()
             await self._inbox.prune(self._clock.now() - timedelta(days=1))
             self._ready.set()
@@ -167,6 +178,7 @@ class MatrixAdapter:
             failures = 0
             self._last_sync = self._clock.monotonic()
             self._session.detail = "syncing"
+            self._read_direct(response)
             await self._invites(response)
             fresh = await self._record(
                 self._collect(response) if since is not None else [], response.next_batch
@@ -187,12 +199,20 @@ class MatrixAdapter:
                 source = getattr(event, "source", None)
                 if not isinstance(source, dict):
                     continue
-                incoming = parse_event(
-                    source, room_id, me=self.user_id, prefix=self._settings.prefix, direct=direct
-                )
-                if incoming is not None and (direct or self._room_allowed(room_id)):
+                incoming = self._parse(source, room_id, direct)
+                if incoming is not None and self._room_allowed(room_id):
                     items.append(incoming)
         return items
+
+    def _parse(self, source: dict[str, Any], room_id: str, direct: bool) -> InboxItem | None:
+        """One foreign event; a malformed one is dropped, counted and logged, never raised."""
+        try:
+            return parse_event(source, room_id, me=self.user_id, prefix=self._settings.prefix, direct=direct)
+        except Exception as exc:
+            self._unparsable += 1
+            event_id = str(source.get("event_id"))[:80]
+            log.warning("matrix: dropped malformed event %s in %s: %s", event_id, room_id, exc)
+            return None
 
     async def _record(self, items: list[InboxItem], next_batch: str) -> list[InboxItem]:
         now = self._clock.now()
@@ -205,11 +225,22 @@ class MatrixAdapter:
             await self._kv.set(self._session.key("next_batch"), next_batch)
         return fresh
 
+    def _read_direct(self, response: Any) -> None:
+        """The account's ``m.direct`` (user → DM rooms), when the sync carries a new one."""
+        for event in getattr(response, "account_data_events", ()):
+            if getattr(event, "type", None) != "m.direct":
+                continue
+            content = getattr(event, "content", None)
+            rooms = content.values() if isinstance(content, dict) else ()
+            self._direct_rooms = {
+                room for ids in rooms if isinstance(ids, list) for room in ids if isinstance(room, str)
+            }
+
     async def _invites(self, response: Any) -> None:
         for room_id, info in response.rooms.invite.items():
-            inviter = next(
+            own = next(
                 (
-                    e.source.get("sender")
+                    e
                     for e in info.invite_state
                     if isinstance(getattr(e, "source", None), dict)
                     and e.source.get("type") == "m.room.member"
@@ -217,12 +248,21 @@ class MatrixAdapter:
                 ),
                 None,
             )
+            sender = own.source.get("sender") if own is not None else None
+            inviter = sender if isinstance(sender, str) else None
+            content = getattr(own, "content", None)  # nio moves it out of ``source``
+            direct = isinstance(content, dict) and content.get("is_direct") is True
             try:
                 if room_id in self._allowed_rooms or (
                     inviter and self._settings.allowed_users and self._user_allowed(inviter)
                 ):
                     checked(await self._client.join(room_id), f"join {room_id}")
                     log.info("matrix: joined %s on invitation by %s", room_id, inviter)
+                    if direct:
+                        self._invited_direct.add(room_id)
+                        await self._kv.set(
+                            self._session.key("direct_rooms"), json.dumps(sorted(self._invited_direct))
+                        )
                 else:
                     checked(await self._client.room_leave(room_id), f"reject {room_id}")
                     log.warning(
@@ -234,8 +274,8 @@ class MatrixAdapter:
                 log.warning("matrix: invitation to %s: %s", room_id, exc)
 
     def _is_direct(self, room_id: str) -> bool:
-        room = self._client.rooms.get(room_id)
-        return room is not None and room.member_count <= 2
+        """What ``m.direct`` or the invitation said, never a guess from the member count."""
+        return room_id in self._direct_rooms or room_id in self._invited_direct
 
     def _room_allowed(self, room_id: str) -> bool:
         return not self._settings.allowed_rooms or room_id in self._allowed_rooms

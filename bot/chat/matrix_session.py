@@ -12,14 +12,36 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp import ClientResponse
 from nio import AsyncClient, AsyncClientConfig
 
-from bot.chat.matrix_events import UNKNOWN_TOKEN, MatrixError, MatrixFatal, MatrixRateLimited, checked
+from bot.chat.matrix_events import (
+    UNKNOWN_TOKEN,
+    MatrixError,
+    MatrixFatal,
+    MatrixRateLimited,
+    checked,
+    screen_sync,
+)
 from bot.clock import Clock
 from bot.config import MatrixSettings
 from bot.store.kv import KeyValueRepo
 
 log = logging.getLogger(__name__)
+
+
+class ScreeningClient(AsyncClient):  # type: ignore[misc]  # nio ships no type hints
+    """nio's client, with every ``/sync`` answer screened before nio parses it (``screen_sync``)."""
+
+    screened = 0  # events dropped before nio saw them
+
+    async def parse_body(self, transport_response: ClientResponse) -> Any:
+        body = await super().parse_body(transport_response)
+        if isinstance(body, dict) and "next_batch" in body:
+            for line in screen_sync(body):
+                self.screened += 1
+                log.warning("matrix: dropped malformed event %s", line)
+        return body
 
 
 class MatrixSession:
@@ -38,7 +60,7 @@ class MatrixSession:
         self._backoff_cap = backoff_cap
         self.detail = "not started"
         # nio would retry 429s and timeouts forever on its own; we want to see them and decide.
-        self.client = AsyncClient(
+        self.client = ScreeningClient(
             settings.homeserver,
             settings.user_id,
             config=AsyncClientConfig(

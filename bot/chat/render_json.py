@@ -45,13 +45,16 @@ def block_to_dict(block: Block) -> dict[str, Any]:
 
 
 def reply_to_dict(reply: Reply) -> dict[str, Any]:
-    return {
+    out = {
         "ok": reply.ok,
         "summary": reply.summary,
         "blocks": [block_to_dict(b) for b in reply.blocks],
         "data": dict(reply.data),
         "in_thread": reply.in_thread,
     }
+    if reply.notify:
+        out["notify"] = list(reply.notify)
+    return out
 
 
 def block_from_dict(d: Mapping[str, Any]) -> Block:
@@ -83,4 +86,5 @@ def reply_from_dict(d: Mapping[str, Any]) -> Reply:
         ok=bool(d.get("ok", True)),
         data=dict(d.get("data", {})),
         in_thread=bool(d.get("in_thread", False)),
+        notify=tuple(str(u) for u in d.get("notify", ())),
     )

@@ -1,8 +1,11 @@
 """Render a ``Reply`` as Matrix message content: a plain ``body`` and ``org.matrix.custom.html``.
 
 Pure functions, no I/O. Every piece of text that came from a handler is HTML-escaped; the only
-markup in ``formatted_body`` is the markup written here. Matrix has no buttons: a ``Confirm`` tells
-the user to react with ✅ or to type ``!esx yes <token>``, and ``Actions`` list the commands to type.
+markup in ``formatted_body`` is the markup written here. Every message carries ``m.mentions`` naming
+exactly the users the reply means to notify (``Reply.notify``; nobody, and never the room, otherwise),
+so text a user typed (``@room``, a name) cannot make the bot ping anyone. Matrix has no buttons: a
+``Confirm`` tells the user to react with ✅ or to type ``!esx yes <token>``, and ``Actions`` list the
+commands to type.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class MatrixMessage:
 
     body: str
     formatted_body: str
+    mentions: tuple[str, ...] = ()  # Matrix user ids to notify
 
     def content(self, msgtype: str = "m.notice") -> dict[str, Any]:
         return {
@@ -34,17 +38,20 @@ class MatrixMessage:
             "body": self.body,
             "format": HTML_FORMAT,
             "formatted_body": self.formatted_body,
+            "m.mentions": {"user_ids": list(self.mentions)} if self.mentions else {},
         }
 
 
 def render(reply: Reply, *, prefix: str = "!esx") -> MatrixMessage:
     """The whole reply; a reply without blocks shows its summary."""
+    mentions = tuple(user.removeprefix("matrix:") for user in reply.notify if user.startswith("matrix:@"))
     if not reply.blocks:
-        return MatrixMessage(reply.summary, _html_text(reply.summary))
+        return MatrixMessage(reply.summary, _html_text(reply.summary), mentions)
     parts = [_block(block, prefix) for block in reply.blocks]
     return MatrixMessage(
         "\n\n".join(plain for plain, _ in parts),
         "".join(html for _, html in parts),
+        mentions,
     )
 
 

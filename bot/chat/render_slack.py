@@ -54,6 +54,11 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unfence(text: str) -> str:
+    """Text that cannot close the ``` block it is shown in (a zero-width space breaks the run)."""
+    return text.replace("```", "`\u200b``")
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -171,7 +176,7 @@ def _fenced(lines: list[str], limit: int = SECTION_TEXT) -> Iterator[str]:
 
 
 def _code(text: str) -> Iterator[tuple[Json, bool]]:
-    lines = [escape(line.replace("```", "`\u200b``")) for line in text.splitlines()] or [" "]
+    lines = [escape(unfence(line)) for line in text.splitlines()] or [" "]
     for fenced in _fenced(lines):
         yield _section(fenced), False
 
@@ -179,7 +184,7 @@ def _code(text: str) -> Iterator[tuple[Json, bool]]:
 def _table(block: Table) -> Iterator[tuple[Json, bool]]:
     width = max([len(block.columns), *(len(row) for row in block.rows)], default=0)
     cells = [
-        [" ".join(str(c).split()) for c in (*row, *("",) * (width - len(row)))]
+        [unfence(" ".join(str(c).split())) for c in (*row, *("",) * (width - len(row)))]
         for row in (block.columns, *block.rows)
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(width)]

@@ -129,7 +129,7 @@ class SlackAdapter:
     def health(self) -> TransportHealth:
         age = None if self._last_seen is None else max(time.monotonic() - self._last_seen, 0.0)
         if self._settings.mode == "http":
-            return TransportHealth(PLATFORM, self._http is not None, age, "http mode")
+            return TransportHealth(PLATFORM, self._http is not None, age, "http mode", holds_connection=False)
         client = self._socket.client if self._socket is not None else None
         session = client.current_session if client is not None else None
         connected = client is not None and not client.closed and session is not None and not session.closed

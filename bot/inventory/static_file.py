@@ -228,6 +228,8 @@ def load_inventory(path: str | Path, lookup: BuildLookup | None = None) -> list[
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise InventoryError(f"{p}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InventoryError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

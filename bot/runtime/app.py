@@ -121,14 +121,21 @@ def syslog_config(section: Mapping[str, Any], settings: Settings) -> SyslogConfi
     if not section or not section.get("enabled", True):
         return None
     known = set(SyslogConfig.__dataclass_fields__)
-    unknown = sorted(set(section) - known - {"enabled"})
+    unknown = sorted(set(section) - known - {"enabled", "rule_files"})
     if unknown:
         raise ConfigError(f"syslog: unknown setting(s) {', '.join(unknown)}")
     values = {k: v for k, v in section.items() if k in known}
     for key in ("tls_cert", "tls_key"):
         if values.get(key):
             values[key] = settings.resolve(str(values[key]))
-    return SyslogConfig(**values)
+    relays = values.get("trusted_relays", ())
+    if not isinstance(relays, list | tuple):
+        raise ConfigError("syslog.trusted_relays: expected a list of addresses or networks")
+    values["trusted_relays"] = tuple(str(r) for r in relays)
+    try:
+        return SyslogConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _simulated(settings: Settings, inventory: Inventory | None) -> bool:
@@ -188,6 +195,11 @@ class App:
             from handlers.demo import DEMO
 
             specs = (*ALL, *DEMO) if simulated else ALL
+        if settings.demo and settings.hardware:
+            raise ConfigError(
+                f"demo: true cannot be combined with {', '.join(settings.hardware)}: demo mode makes every "
+                "console user an admin over made-up hosts. Remove `demo`, or those settings."
+            )
         clock = clock or SystemClock()
         demo = DemoWorld.create(settings, clock) if simulated else None
         url = settings.database_url
@@ -502,7 +514,10 @@ class App:
             outbox_stats=OutboxRepo(self.db).stats,
             alert_counts=alert_counts,
             config=WebConfig(
-                host=self.settings.web_host, port=self.settings.web_port, leader_only=frozenset({"matrix"})
+                host=self.settings.web_host,
+                port=self.settings.web_port,
+                leader_only=frozenset({"matrix"}),
+                details_for_all=self.settings.web_details,
             ),
             clock=self.services.clock,
         )

@@ -1,15 +1,20 @@
 """The bot's HTTP face for orchestrators and Prometheus: ``/healthz``, ``/readyz``, ``/metrics`` (aiohttp).
 
 ``/healthz`` says the process answers. ``/readyz`` says it can do its job: the database answers,
-every chat transport is connected and proved alive recently (a silently dead Slack socket or Matrix
-sync turns it unready), every vCenter session is alive; it also names the role (leader, follower,
-single). A self-check loop evaluates the transports every few seconds without posting anything, logs
-each change and feeds the metrics, so a dead transport is visible even when nobody asks.
+every chat transport that holds a connection is connected and proved alive recently (a silently dead
+Slack socket or Matrix sync turns it unready), every vCenter session is alive; it also names the role
+(leader, follower, single). Outbound-only senders (pager webhooks) and inbound-HTTP transports (Slack
+HTTP mode) are quiet by nature: they are reported in ``/healthz`` and the metrics, never in readiness,
+so a quiet night cannot take the pod out of its Service. The checks' details (vCenter names, errors)
+are shown to loopback clients only, unless ``details_for_all`` is set. A self-check loop evaluates
+the transports every few seconds without posting anything, logs each change and feeds the metrics,
+so a dead transport is visible even when nobody asks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +45,7 @@ class WebConfig:
     # transports that run on the leader only (Matrix sync): not judged while this instance follows
     leader_only: frozenset[str] = frozenset()
     probe_timeout: float = 3.0
+    details_for_all: bool = False  # show check details to non-loopback clients too
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +113,19 @@ class Health:
         """Connected, and (unless exempt) alive within the platform's staleness threshold."""
         name = f"chat:{health.platform}"
         limit = self.config.stale_overrides.get(health.platform, self.config.stale_after)
+        if not health.holds_connection:
+            limit = None
         if not health.connected:
             return Check(name, False, f"disconnected {health.detail}".strip())
         if limit is not None and (health.last_activity_age is None or health.last_activity_age > limit):
             age = "never" if health.last_activity_age is None else f"{health.last_activity_age:.0f}s ago"
             return Check(name, False, f"silent: last alive {age} (limit {limit:.0f}s)")
         return Check(name, True, health.detail)
+
+    def quiet(self) -> list[Check]:
+        """The transports that hold no connection (pager senders, Slack HTTP mode): not readiness."""
+        healths = (adapter.health() for adapter in self._judged())
+        return [self.judge(h) for h in healths if not h.holds_connection]
 
     async def _probe(self, name: str, probe: Callable[[], Awaitable[object]]) -> Check:
         try:
@@ -126,7 +139,7 @@ class Health:
 
     async def check(self) -> Readiness:
         checks = [await self._probe("database", lambda: self._db.fetchone("SELECT 1 AS ok"))]
-        checks += [self.judge(adapter.health()) for adapter in self._judged()]
+        checks += [self.judge(h) for h in (a.health() for a in self._judged()) if h.holds_connection]
         checks += [await self._probe(f"vcenter:{n}", probe) for n, probe in self._vcenters.items()]
         ready = all(c.ok for c in checks)
         role = self.role()
@@ -180,13 +193,29 @@ class Health:
         return self.metrics.render()
 
 
-def make_app(health: Health) -> web.Application:
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+def _loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
 
-    async def readyz(_: web.Request) -> web.Response:
+
+def make_app(health: Health) -> web.Application:
+    def detailed(request: web.Request) -> bool:
+        return health.config.details_for_all or _loopback(request)
+
+    async def healthz(request: web.Request) -> web.Response:
+        body: dict[str, object] = {"status": "ok"}
+        if detailed(request):
+            body["transports"] = [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in health.quiet()]
+        return web.json_response(body)
+
+    async def readyz(request: web.Request) -> web.Response:
         readiness = await health.check()
-        return web.json_response(readiness.to_dict(), status=200 if readiness.ready else 503)
+        body = (
+            readiness.to_dict() if detailed(request) else {"ready": readiness.ready, "role": readiness.role}
+        )
+        return web.json_response(body, status=200 if readiness.ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         body = await health.scrape()
