@@ -32,9 +32,9 @@ def test_demo_mode_without_anything(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "needle"),
     [
-        ("confirm_ttl: [1]\n", "confirm_ttl: expected a whole number"),
+        ("confirm_ttl: [1]\n", "confirm_ttl: expected a duration"),
         ("slack: yes\n", "slack: expected a mapping"),
-        ("slack:\n  tokn: x\n", "unknown setting(s) tokn"),
+        ("slack:\n  tokn: x\n", "slack.tokn: unknown setting (did you mean bot_token?)"),
         ("vcenters:\n  - {name: vc1}\n", "vcenters[0]"),
         ("- a\n", "top level must be a mapping"),
         ("a: [\n", "not valid YAML"),

@@ -18,14 +18,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bot.actions.bmc import BmcDirectory
-from bot.actions.job_settings import JobSettings
 from bot.actions.runner import HEARTBEAT, ORPHANED_AFTER, JobRunner
 from bot.alerts.engine import AlertEngine
-from bot.alerts.intake import EngineConfig
 from bot.alerts.log_scan import HostIndex
-from bot.alerts.oncall import parse_oncall
-from bot.alerts.pager import senders_from_extra
+from bot.alerts.pager import pager_senders
 from bot.alerts.patterns import load_rules
 from bot.alerts.syslog import SyslogConfig, SyslogReceiver
 from bot.alerts.vcenter import VCenterAlertWatcher
@@ -38,7 +34,7 @@ from bot.command.auth import Policy
 from bot.command.dispatcher import Dispatcher
 from bot.command.services import Services, Store
 from bot.command.spec import CommandSpec, registry
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.inventory.demo import demo_inventory
 from bot.inventory.merged import Inventory, MergedInventory, StaticInventory, find_host
 from bot.inventory.static_file import build_lookup, load_inventory
@@ -48,10 +44,11 @@ from bot.releases.fix_hint import BootFixHint
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.service import ReleaseAnnouncer, ReleaseService, bundled_releases
 from bot.releases.sources.fetch import Fetcher
-from bot.releases.sources.poller import SourcePoller, parse_sources
+from bot.releases.sources.poller import SourcePoller
 from bot.runtime.leader import Leadership, SingleInstance, open_leadership, run_while_leader
 from bot.runtime.logconfig import Correlation
 from bot.runtime.metrics import Metrics
+from bot.runtime.sections import read_sections
 from bot.runtime.web import Health, WebConfig, serve
 from bot.store.alert_records import HandledEventRepo
 from bot.store.job_records import JobRepo
@@ -73,37 +70,24 @@ Loop = Callable[[], Coroutine[Any, Any, None]]
 
 
 def make_policy(settings: Settings) -> Policy:
-    roles = dict(settings.auth.roles)
+    roles: dict[str, str] = dict(settings.auth.roles)
     if settings.demo_mode and not roles:
         roles = DEMO_POLICY  # the demo's console user may try everything; demo hosts are not real
     return Policy.from_config(roles, settings.auth.default_role)
-
-
-def _section(settings: Settings, name: str, kind: type) -> Any:
-    value = settings.extra.get(name)
-    if value is None:
-        return kind()
-    if not isinstance(value, kind):
-        raise ConfigError(f"{name}: expected a {'list' if kind is list else 'mapping'}")
-    return value
 
 
 def _paths(settings: Settings, values: Sequence[Any]) -> list[Path]:
     return [settings.resolve(str(v)) for v in values]
 
 
-def syslog_config(section: Mapping[str, Any], settings: Settings) -> SyslogConfig | None:
-    if not section or not section.get("enabled", True):
-        return None
-    known = set(SyslogConfig.__dataclass_fields__)
-    unknown = sorted(set(section) - known - {"enabled"})
-    if unknown:
-        raise ConfigError(f"syslog: unknown setting(s) {', '.join(unknown)}")
-    values = {k: v for k, v in section.items() if k in known}
-    for key in ("tls_cert", "tls_key"):
-        if values.get(key):
-            values[key] = settings.resolve(str(values[key]))
-    return SyslogConfig(**values)
+def syslog_config(config: SyslogConfig, settings: Settings) -> SyslogConfig:
+    """TLS files relative to the config file."""
+    cert, key = config.tls_cert, config.tls_key
+    return replace(
+        config,
+        tls_cert=settings.resolve(str(cert)) if cert else None,
+        tls_key=settings.resolve(str(key)) if key else None,
+    )
 
 
 class HostResolver:
@@ -188,6 +172,7 @@ class App:
         inventory: Inventory | None,
     ) -> App:
         commands = registry(specs)  # first: a bad command table must fail before anything is opened
+        sections = read_sections(settings)
         catalog = BuildCatalog.bundled()
         store = Store.over(db)
         outbox = Outbox(OutboxRepo(db), store.subscriptions, clock)
@@ -213,20 +198,20 @@ class App:
 
         releases = ReleaseService(
             catalog,
-            MatchRuleSet.load(_paths(settings, _section(settings, "match_rules", list))),
+            MatchRuleSet.load(_paths(settings, sections.match_rules)),
             live,
             repo=ReleaseRepo(db),
             bundled=bundled_releases() if settings.demo_mode else (),
         )
         hint = BootFixHint(releases)
-        alert_config = EngineConfig.from_extra(settings.extra.get("alerts"))
-        senders, targets = senders_from_extra(settings.extra.get("pager"))
+        alert_config = sections.alerts
+        senders, targets = pager_senders(sections.pager)
         engine = AlertEngine(
             db,
             outbox,
             clock,
             hosts=lambda name: find_host(live.hosts(), name),
-            policy=parse_oncall(settings.extra.get("oncall")),
+            policy=sections.oncall,
             config=replace(alert_config, forward_to=alert_config.forward_to + targets),
             fix_hint=hint,
         )
@@ -237,10 +222,10 @@ class App:
             clock,
             actions={vc.name: HostActions(door_for(vc), clock) for vc in vcenters},
             lifecycle={vc.name: Lifecycle(vc.endpoint, clock) for vc in vcenters},
-            bmcs=BmcDirectory.from_mappings(_section(settings, "bmcs", list)),
-            settings=JobSettings.from_mapping(_section(settings, "jobs", dict)),
+            bmcs=sections.bmcs,
+            settings=sections.jobs,
         )
-        sources = parse_sources(_section(settings, "sources", list))
+        sources = sections.sources
         fetcher = Fetcher.create() if sources else None
         announcer = ReleaseAnnouncer(releases, outbox)
 
@@ -253,11 +238,12 @@ class App:
             if fetcher is not None
             else None
         )
-        syslog_section = _section(settings, "syslog", dict)
         receiver = None
-        if (cfg := syslog_config(syslog_section, settings)) is not None:
-            rules = load_rules(_paths(settings, syslog_section.get("rule_files", []) or []))
-            receiver = SyslogReceiver(cfg, rules, HostResolver(live, clock), engine.ingest_log)
+        if sections.syslog is not None:
+            rules = load_rules(_paths(settings, sections.syslog.rule_files))
+            receiver = SyslogReceiver(
+                syslog_config(sections.syslog, settings), rules, HostResolver(live, clock), engine.ingest_log
+            )
         services = Services(
             settings=settings,
             clock=clock,

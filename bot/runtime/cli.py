@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.alerts.log_scan import render as render_scan
 from bot.alerts.log_scan import scan_files
@@ -30,6 +30,7 @@ from bot.messages import Command, Conversation, User
 from bot.releases.match_rules import MatchRuleError
 from bot.releases.offline_cli import match_notes, notes_parse, sources_poll_once
 from bot.runtime.logconfig import Correlation, Redactor, configure, secret_values
+from bot.runtime.sections import effective_settings, read_sections
 from bot.store.sql.base import StoreError
 from bot.vsphere.dump import dump_inventory
 
@@ -39,8 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("esxbot")
 
 
-def setup_logging(settings: Settings, correlation: Correlation, *, quiet: bool = False) -> None:
-    """Redacted (every configured secret), correlated log lines; JSON when ``log_json`` is set.
+def setup_logging(
+    settings: Settings, correlation: Correlation, *, quiet: bool = False, also: object = None
+) -> None:
+    """Redacted (every configured secret, ``also``'s too), correlated log lines; JSON with ``log_json``.
 
     ``quiet`` (one-shot commands): INFO chatter is dropped unless a level was chosen explicitly.
     """
@@ -50,7 +53,7 @@ def setup_logging(settings: Settings, correlation: Correlation, *, quiet: bool =
     configure(
         level=level,
         json_lines=settings.log_json,
-        redactor=Redactor(secret_values(settings)),
+        redactor=Redactor(secret_values((settings, also))),
         correlation=correlation,
     )
 
@@ -69,6 +72,7 @@ def chat_adapters(app: App) -> list[ChatAdapter]:
                 clock=clock,
                 mutating=app.dispatcher.is_mutating,
                 stale_after=settings.stale_command_age,
+                http_host=settings.slack.http_host,
             )
         )
     if settings.matrix.enabled:
@@ -155,9 +159,23 @@ async def _say(settings: Settings, text: str, as_user: str | None, as_json: bool
     return 0 if reply.ok else 1
 
 
+class _Parsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Every subcommand also takes ``--config``, so it works before or after the subcommand."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parsed: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        parsed.register("action", "parsers", _Parsers)
+        parsed.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+        return parsed
+
+
+CONFIG_HELP = "YAML settings file (environment ESXBOT_* and .env override it)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="esxbot", description="ChatOps bot for VMware ESXi fleets")
-    p.add_argument("--config", help="YAML settings file (environment ESXBOT_* and .env override it)")
+    p.register("action", "parsers", _Parsers)
+    p.add_argument("--config", help=CONFIG_HELP)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("run", help="run the bot (console demo when no chat platform is configured)")
     say = sub.add_parser("say", help="run one chat command as the console user and print the reply")
@@ -197,6 +215,9 @@ def parser() -> argparse.ArgumentParser:
     )
     dump = inventory.add_parser("dump", help="print what the configured vCenters report")
     dump.add_argument("--json", action="store_true")
+
+    config = sub.add_parser("config", help="settings").add_subparsers(dest="config_cmd", required=True)
+    config.add_parser("check", help="validate the settings and print them with secrets redacted")
     return p
 
 
@@ -210,12 +231,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
+        sections = read_sections(settings)
     except ConfigError as exc:
         print(f"esxbot: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.cmd == "config":
+        print(effective_settings(settings, sections), end="")
+        return 0
     correlation = Correlation()
     console = not (settings.slack.enabled or settings.matrix.enabled)
-    setup_logging(settings, correlation, quiet=args.cmd != "run" or console)
+    setup_logging(settings, correlation, quiet=args.cmd != "run" or console, also=sections)
     try:
         if args.cmd == "run":
             return asyncio.run(_run(settings, correlation))

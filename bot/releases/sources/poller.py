@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from bot.builds import BuildCatalog
 from bot.clock import Clock
@@ -25,6 +25,7 @@ from bot.releases.sources.atom import FeedEntry, parse_feed
 from bot.releases.sources.fetch import Backoff, Fetcher, FetchError, FetchResult
 from bot.releases.sources.json_catalog import parse_catalog
 from bot.releases.sources.release_notes import parse_notes
+from bot.schema import DURATION, ConfigError, Range, parse, show
 from bot.store.release_records import ReleaseRepo, SourceState
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,13 @@ class SourceConfig:
     name: str
     kind: SourceKind
     url: str
-    interval: float = 3600.0  # seconds between polls
+    interval: Annotated[float, DURATION, Range(60, None)] = 3600.0  # seconds between polls
     enabled: bool = True
     follow_links: bool = True  # atom: fetch each new entry's link as a notes page
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be http(s): {self.url[:80]!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,34 +67,22 @@ class Announcer(Protocol):
     async def __call__(self, release: Release, *, update: bool) -> None: ...
 
 
-def parse_sources(entries: Iterable[Mapping[str, Any]]) -> list[SourceConfig]:
-    """Config entries (YAML/JSON mappings) → sources; raises ValueError naming the bad entry."""
+def parse_sources(entries: Any) -> list[SourceConfig]:
+    """The ``sources`` section; ``ConfigError`` names the entry and the key."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list | tuple):
+        raise ConfigError("sources", f"expected a list, got {show(entries)}")
     sources: list[SourceConfig] = []
     for index, entry in enumerate(entries):
         where = f"sources[{index}]"
-        try:
-            kind = SourceKind(str(entry["kind"]))
-            url = str(entry["url"])
-        except (KeyError, ValueError) as exc:
-            raise ValueError(f"{where}: needs kind (atom, catalog, notes) and url: {exc}") from exc
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"{where}: url must be http(s): {url!r}")
-        interval = float(entry.get("interval", 3600))
-        if interval < 60:
-            raise ValueError(f"{where}: interval must be at least 60 seconds")
-        name = str(entry.get("name") or f"{kind.value}:{url}")
-        if any(s.name == name for s in sources):
-            raise ValueError(f"{where}: duplicate source name {name!r}")
-        sources.append(
-            SourceConfig(
-                name,
-                kind,
-                url,
-                interval,
-                bool(entry.get("enabled", True)),
-                bool(entry.get("follow_links", True)),
-            )
-        )
+        raw = {"name": "", **entry} if isinstance(entry, Mapping) else entry
+        source = parse(SourceConfig, raw, where)
+        if not source.name:
+            source = replace(source, name=f"{source.kind.value}:{source.url}")
+        if any(s.name == source.name for s in sources):
+            raise ConfigError(f"{where}.name", f"duplicate source name {source.name!r}")
+        sources.append(source)
     return sources
 
 
