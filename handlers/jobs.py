@@ -31,6 +31,24 @@ class Plan:
     options: dict[str, Any]
     notes: tuple[str, ...] = ()
 
+    def facts(self) -> dict[str, Any]:
+        """What a confirmation binds: targets and the host facts the pre-checks used, steps, options."""
+        return {
+            "kind": self.kind,
+            "hosts": {
+                h.name: {
+                    "build": h.build,
+                    "cluster": h.cluster,
+                    "connection": h.connection_state.value,
+                    "maintenance": h.in_maintenance,
+                    "power": h.power_state.value,
+                }
+                for h in self.hosts
+            },
+            "steps": [f"{s.name} {s.host or ''}".strip() for s in self.steps],
+            "options": self.options,
+        }
+
     def as_json(self, overrides: frozenset[str]) -> dict[str, Any]:
         return {
             "options": self.options,
@@ -81,7 +99,8 @@ def plan_reply(plan: Plan, overrides: frozenset[str], *, dry_run: bool = False) 
         blocks.append(Text(f"Pre-checks failed: {reasons}", Style.ERROR))
     if dry_run:
         blocks.append(Text("Dry run: nothing was changed and nothing is pending.", Style.WARNING))
-        return Reply(summary=f"{head}. Dry run.", blocks=tuple(blocks), ok=False, data={"dry_run": True})
+        data = {"dry_run": True, "plan": plan.facts()}
+        return Reply(summary=f"{head}. Dry run.", blocks=tuple(blocks), ok=False, data=data)
     locks = [c for c in blocking if c.name == "lock"]
     if locks:
         text = f"Refused: {'; '.join(f'{c.host}: {c.detail}' for c in locks)}. See `jobs`."
@@ -90,7 +109,7 @@ def plan_reply(plan: Plan, overrides: frozenset[str], *, dry_run: bool = False) 
         names = ",".join(sorted({c.name for c in blocking}))
         text = f"{head}. Pre-checks failed; fix them or add `--override {names}` (audited)."
         return Reply(summary=text, blocks=tuple(blocks), ok=False)
-    return Reply(summary=head, blocks=tuple(blocks))
+    return Reply(summary=head, blocks=tuple(blocks), data={"plan": plan.facts()})
 
 
 async def start(ctx: Context, plan: Plan, overrides: frozenset[str]) -> Reply:

@@ -34,6 +34,12 @@ VmAction = Literal["none", "power-off", "suspend"]
 
 def _target(ctx: Context, hosts: tuple[Host, ...], to: str | None) -> KnownBuild:
     catalog = ctx.services.catalog
+    if ctx.approved is not None:  # after ``yes``: the build the preview showed, whatever came since
+        build = ctx.approved.get("options", {}).get("target_build")
+        shown = catalog.lookup(build)
+        if shown is None:
+            raise CommandError(f"Refused, nothing was done: build {build} is no longer in the catalog.")
+        return shown
     if to:
         known = catalog.find(to) or catalog.find(re.sub(r"^(\d\.\d)\s*[uU]", r"\1 U", to))
         if known is None:
@@ -50,7 +56,8 @@ async def _fixes(ctx: Context, host: Host, target: KnownBuild) -> str | None:
     release = await ReleaseRepo(ctx.services.store.db).get(target.build)
     if release is None or not release.fixes:
         return None
-    rules = MatchRuleSet.bundled()
+    service = ctx.services.releases
+    rules = service.rules if service is not None else MatchRuleSet.bundled()  # the rules `check` uses
     hits = [match(fix, host, release, rules, ctx.services.catalog) for fix in release.fixes]
     wanted = (Verdict.AFFECTED, Verdict.POSSIBLY_AFFECTED)
     prs = [f"PR {m.pr} ({m.verdict.value})" for m in hits if m.verdict in wanted]
