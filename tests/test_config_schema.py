@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 import tracemalloc
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bot.config import Settings, load_settings
 from bot.runtime.cli import main
 
 CASES = [
@@ -179,3 +182,25 @@ def test_a_thousand_random_documents_never_crash(tmp_path: Path, capsys: pytest.
             assert err.startswith(f"esxbot: configuration error: {tmp_path / 'esxbot.yaml'}: "), err
             assert "Traceback" not in err and len(err) < 1000
     assert outcomes[2] > 900
+
+
+def test_env_example_lists_every_scalar_setting() -> None:
+    listed = {
+        line.split("=", 1)[0]
+        for line in (Path(__file__).parent.parent / ".env.example").read_text().splitlines()
+        if line.startswith("ESXBOT_")
+    }
+    expected = set()
+    for f in dataclasses.fields(Settings):
+        value = getattr(Settings(), f.name)
+        if dataclasses.is_dataclass(value):
+            expected |= {
+                f"ESXBOT_{f.name}_{g.name}".upper()
+                for g in dataclasses.fields(value)
+                if not isinstance(getattr(value, g.name), Mapping)
+            }
+        elif f.name not in ("vcenters", "extra", "base_dir", "config_file"):
+            expected.add(f"ESXBOT_{f.name}".upper())
+    assert expected - listed == set()
+    env = load_settings(None, env={}, dotenv=Path(__file__).parent.parent / ".env.example")
+    assert env == load_settings(None, env={}, dotenv=None)
