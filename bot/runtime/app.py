@@ -150,7 +150,18 @@ class App:
         if correlation is not None:
             app.correlation = correlation
         app.dispatcher.on_outcome = app.metrics.command
+        app.record_metrics()
         return app
+
+    def record_metrics(self) -> None:
+        """The producers report where things happen: polls, refreshes, reconnects, job outcomes."""
+        if self.poller is not None:
+            self.poller.on_poll = self.metrics.source_poll
+        for vc in self.vcenters:
+            vc.on_refresh = self.metrics.inventory_refreshed
+            vc.on_reconnect = partial(self.metrics.reconnect, "vcenter")
+        if self.services.jobs is not None:
+            self.services.jobs.on_outcome = self.metrics.job
 
     @property
     def database_url(self) -> str:

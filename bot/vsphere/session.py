@@ -92,6 +92,7 @@ class Session:
         self._si: Any = None
         self._content: Any = None
         self._kept: dict[str, MoRef] = {}
+        self.logins = 0  # every one after the first is a reconnect (outage, vCenter restart)
 
     @property
     def content(self) -> Any:
@@ -134,6 +135,7 @@ class Session:
         content = si.RetrieveContent()
         with self._lock:
             self._si, self._content, self._kept = si, content, {}
+            self.logins += 1
 
     def close(self) -> None:
         si, self._si, self._content, self._kept = self._si, None, None, {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -120,6 +120,7 @@ class SourcePoller:
         self._announce = announce
         self._backoff = backoff or Backoff()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.on_poll: Callable[[str, str], None] | None = None  # (source, ok|not-modified|error): metrics
 
     async def restore(self) -> int:
         """Teach the build catalog every release stored by earlier runs; returns how many."""
@@ -152,6 +153,13 @@ class SourcePoller:
 
     async def poll(self, source: SourceConfig) -> PollReport:
         """One conditional GET and, unless 304, one parse; never raises for source trouble."""
+        report = await self._poll(source)
+        if self.on_poll is not None:
+            result = "error" if report.error else "not-modified" if report.not_modified else "ok"
+            self.on_poll(source.name, result)
+        return report
+
+    async def _poll(self, source: SourceConfig) -> PollReport:
         state = await self._repo.state(source.name)
         try:
             result = await self._fetcher.get(source.url, etag=state.etag, last_modified=state.last_modified)
