@@ -1,12 +1,14 @@
-"""``jobs``, ``job <id>``, ``cancel <job>``, and the plan/submit helpers the action handlers share.
-
-A plan is built twice: for the confirmation preview, and again from fresh vCenter state when the
-confirmed command runs, so a host that changed in between is checked as it is now.
+"""``jobs``, ``job <id>``, ``cancel <job>``, and ``host_action``, the one way a host-changing command is
+built: one planner (its signature is the grammar) makes both the confirmation preview and the plan that
+runs after ``yes``. The preview's plan facts are stored with the confirmation; after ``yes`` the planner
+runs again from fresh vCenter state with ``ctx.approved`` set (patch pins the previewed build), and the
+dispatcher refuses when the pre-checks now fail or the facts differ from what was shown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from bot.actions.runner import JobRequest, JobRunner
 from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.grammar import BadArgument
-from bot.command.spec import CommandError, command
+from bot.command.spec import CommandError, CommandSpec, command
 from bot.messages import Block, Reply, Style, Table, Text
 from bot.model import Host
 from bot.store.job_records import HostBusy, StepSpec
@@ -110,6 +112,38 @@ def plan_reply(plan: Plan, overrides: frozenset[str], *, dry_run: bool = False) 
         text = f"{head}. Pre-checks failed; fix them or add `--override {names}` (audited)."
         return Reply(summary=text, blocks=tuple(blocks), ok=False)
     return Reply(summary=head, blocks=tuple(blocks), data={"plan": plan.facts()})
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A planner's answer: the plan, the pre-checks the caller overrides, and whether it is a dry run."""
+
+    plan: Plan
+    overrides: frozenset[str] = frozenset()
+    dry_run: bool = False
+
+
+Planner = Callable[..., Awaitable[Planned]]
+
+
+def host_action(name: str, *, help: str) -> Callable[[Planner], CommandSpec]:
+    """A confirmed operator command from one planner: its preview shows the plan, ``yes`` starts it."""
+
+    def wrap(planner: Planner) -> CommandSpec:
+        async def preview(ctx: Context, *args: Any, **kwargs: Any) -> Reply:
+            planned = await planner(ctx, *args, **kwargs)
+            return plan_reply(planned.plan, planned.overrides, dry_run=planned.dry_run)
+
+        @functools.wraps(planner)  # the planner's signature is the grammar
+        async def run(ctx: Context, *args: Any, **kwargs: Any) -> Reply:
+            planned = await planner(ctx, *args, **kwargs)
+            if planned.dry_run:
+                raise CommandError("A dry run has nothing to confirm.")
+            return await start(ctx, planned.plan, planned.overrides)
+
+        return command(name, help=help, role=Role.OPERATOR, confirm=True, preview=preview)(run)
+
+    return wrap
 
 
 async def start(ctx: Context, plan: Plan, overrides: frozenset[str]) -> Reply:

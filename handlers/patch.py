@@ -17,17 +17,15 @@ from typing import Annotated, Any, Literal
 from bot.actions.esxcli import EsxcliError, pick_profile, update_command
 from bot.actions.prechecks import Check, Options, check_host, parallel_problem, patch_steps
 from bot.builds import KnownBuild
-from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.grammar import BadArgument
 from bot.command.selectors import Target, TargetArg
-from bot.command.spec import CommandError, command
-from bot.messages import Reply
+from bot.command.spec import CommandError
 from bot.model import Host, Verdict
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.matching import match
 from bot.store.release_records import ReleaseRepo
-from handlers.jobs import Plan, busy, parse_overrides, plan_reply, runner_of, start
+from handlers.jobs import Plan, Planned, busy, host_action, parse_overrides, runner_of
 
 VmAction = Literal["none", "power-off", "suspend"]
 
@@ -185,27 +183,9 @@ async def _plan(
     return plan, release
 
 
-async def _preview(
-    ctx: Context,
-    target: Target,
-    *release: str,
-    dry_run: bool = False,
-    vm_action: VmAction = "none",
-    evacuate: bool = False,
-    override: str | None = None,
-    parallel: int = 1,
-) -> Reply:
-    overrides = parse_overrides(override)
-    plan, _ = await _plan(ctx, target, _release_words(release), vm_action, evacuate, _width(parallel))
-    return plan_reply(plan, overrides, dry_run=dry_run)
-
-
-@command(
+@host_action(
     "patch",
     help="Patch a host or a cluster, one host at a time (maintenance mode, install, reboot, verify)",
-    role=Role.OPERATOR,
-    confirm=True,
-    preview=_preview,
 )
 async def patch(
     ctx: Context,
@@ -216,9 +196,7 @@ async def patch(
     evacuate: bool = False,
     override: str | None = None,
     parallel: int = 1,
-) -> Reply:
+) -> Planned:
     overrides = parse_overrides(override)
-    if dry_run:
-        raise CommandError("A dry run has nothing to confirm.")
     plan, _ = await _plan(ctx, target, _release_words(release), vm_action, evacuate, _width(parallel))
-    return await start(ctx, plan, overrides)
+    return Planned(plan, overrides, dry_run=dry_run)
