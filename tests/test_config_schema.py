@@ -14,6 +14,8 @@ import yaml
 
 from bot.config import Settings, load_settings
 from bot.runtime.cli import main
+from bot.runtime.logconfig import secret_values
+from bot.runtime.sections import read_sections
 
 CASES = [
     ("sorces: []\n", "sorces: unknown setting (did you mean sources?)"),
@@ -204,3 +206,16 @@ def test_env_example_lists_every_scalar_setting() -> None:
     assert expected - listed == set()
     env = load_settings(None, env={}, dotenv=Path(__file__).parent.parent / ".env.example")
     assert env == load_settings(None, env={}, dotenv=None)
+
+
+def test_every_secret_reaches_the_log_redactor(tmp_path: Path) -> None:
+    cfg = tmp_path / "esxbot.yaml"
+    cfg.write_text(
+        "pager: {pagerduty: {services: {default: routing-key-1}},\n"
+        "        webhooks: {ops: {url: 'https://h', secret: hmac-1}}}\n"
+        "slack: {bot_token: xoxb-tok-1}\n"
+    )
+    settings = load_settings(cfg, env={}, dotenv=None)
+    sections = read_sections(settings)
+    assert {"routing-key-1", "hmac-1", "xoxb-tok-1"} <= set(secret_values((settings, sections)))
+    assert "routing-key-1" not in repr(sections) and "hmac-1" not in repr(sections)

@@ -4,8 +4,9 @@
 their outbox delivery and the background loops (vCenter watchers, release polling, alert timers,
 syslog) in one ``asyncio.TaskGroup``; ``App.close`` tears down in reverse order.
 
-Sub-systems are configured by sections of the YAML file that land in ``settings.extra``:
-``sources``, ``match_rules``, ``alerts``, ``oncall``, ``pager``, ``syslog``, ``bmcs``, ``jobs``.
+Sub-systems are configured by sections of the YAML file (``sources``, ``match_rules``, ``alerts``,
+``oncall``, ``pager``, ``syslog``, ``bmcs``, ``jobs``), each parsed by its own schema in
+``bot/runtime/sections.py``.
 """
 
 from __future__ import annotations
