@@ -182,7 +182,8 @@ def load_settings(
         settings = parse(Settings, data, "")
     except ConfigError as exc:
         variable = "ESXBOT_" + exc.path.upper().replace(".", "_")
-        raise exc.in_file(f"environment {variable}" if variable in merged_env else str(config_file)) from None
+        source = f"environment {variable}" if variable in merged_env else str(config_file or "")
+        raise exc.in_file(source or "environment (ESXBOT_* and .env)") from None
     return dataclasses.replace(
         settings, extra=extra, base_dir=str(base_dir), config_file=str(config_file or "")
     )
