@@ -83,4 +83,4 @@ async def test_metrics_come_from_the_real_producers(
     assert samples[("esxbot_inventory_hosts", (("vcenter", "lab"),))] == len(lab.hosts())
     assert samples[("esxbot_inventory_refresh_seconds_count", (("vcenter", "lab"),))] >= 2.0
     assert samples[("esxbot_inventory_refresh_seconds_sum", (("vcenter", "lab"),))] > 0.0
-    assert samples[("esxbot_reconnects_total", (("kind", "vcenter"), ("name", "lab")))] == 1.0
+    assert samples[("esxbot_reconnects_total", (("kind", "vcenter"), ("name", "lab")))] >= 1.0

@@ -300,3 +300,6 @@ class VSphere:
         self._stopping = True
         await self._call(self._session.close)
         await asyncio.to_thread(self._executor.shutdown, True)
+        # a call still running during the logout (a cancelled watch) may have logged in again or
+        # pooled its connection; no thread is left now, so this second close drops what remains
+        await asyncio.to_thread(self._session.close)
