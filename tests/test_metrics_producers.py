@@ -1,5 +1,6 @@
 """``/metrics`` counts what the producers did: a source poll against the local release site, inventory
-refreshes against vcsimlab and the reconnect after the simulator restarts, read over HTTP."""
+refreshes against vcsimlab, a confirmed maintenance job run by the app's own job runner, and the
+reconnect after the simulator restarts, all read over HTTP."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.config import Secret, Settings, VCenterSettings
+from bot.config import AuthSettings, Secret, Settings, VCenterSettings
+from bot.messages import Command, Confirm, Conversation, User
 from bot.runtime.app import App
 from bot.runtime.web import serve
 from tests.fixtures.feed_site import Site, catalog
@@ -29,6 +31,21 @@ async def scrape(port: int) -> Samples:
     }
 
 
+async def confirmed_job(app: App, text: str) -> int:
+    async def say(words: str) -> dict[str, object]:
+        command = Command(
+            User("console:otto"), Conversation("console", "ops"), words, sent_at=app.services.clock.now()
+        )
+        reply = await app.handle(command)
+        assert reply.ok, reply.summary
+        tokens = [b.token for b in reply.blocks if isinstance(b, Confirm)]
+        return {"token": tokens[0]} if tokens else dict(reply.data)
+
+    preview = await say(text)
+    started = await say(f"yes {preview['token']}")
+    return int(str(started["job"]))
+
+
 async def test_metrics_come_from_the_real_producers(
     vcsim_factory: VcsimFactory, site: Site, tmp_path: Path
 ) -> None:
@@ -46,6 +63,7 @@ async def test_metrics_come_from_the_real_producers(
         demo=False,
         vcenters=(vc,),
         web_port=free_port(),
+        auth=AuthSettings(roles={"console:otto": "operator"}),
         base_dir=str(tmp_path),
         extra={"sources": [{"name": "site", "kind": "catalog", "url": f"{site.base}/catalog.json"}]},
     )
@@ -63,6 +81,9 @@ async def test_metrics_come_from_the_real_producers(
             if vsphere.hosts():
                 break
             await asyncio.sleep(0.05)
+        job = await confirmed_job(app, "maintenance enter esx-usb-01")
+        assert app.services.jobs is not None
+        assert (await app.services.jobs.wait(job)).state.value == "succeeded"
         lab.stop()
         lab.start()
         samples: Samples = {}
@@ -83,4 +104,6 @@ async def test_metrics_come_from_the_real_producers(
     assert samples[("esxbot_inventory_hosts", (("vcenter", "lab"),))] == len(lab.hosts())
     assert samples[("esxbot_inventory_refresh_seconds_count", (("vcenter", "lab"),))] >= 2.0
     assert samples[("esxbot_inventory_refresh_seconds_sum", (("vcenter", "lab"),))] > 0.0
+    jobs = "esxbot_jobs_total"
+    assert samples[(jobs, (("kind", "maintenance-enter"), ("state", "succeeded")))] == 1.0
     assert samples[("esxbot_reconnects_total", (("kind", "vcenter"), ("name", "lab")))] >= 1.0

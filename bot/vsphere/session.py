@@ -119,6 +119,8 @@ class Session:
     def login(self) -> None:
         """(Re)connect and log in; checks the pin first on a raw connection."""
         self._drop()
+        if self._si is not None:  # a re-login (session expired, vCenter restarted): its sockets go too
+            self._si._stub.DropConnections()
         conn = self._open()  # raises PinMismatch / SSLError / OSError before any password is sent
         self._release(conn)
         ep = self.endpoint
