@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
+from bot.schema import DURATION, ConfigError, Port, PortOrAny, Range, Secret, load_yaml, parse
 
+__all__ = ["AuthSettings", "ConfigError", "MatrixSettings", "Secret", "Settings", "SlackSettings"]
+__all__ += ["VCenterSettings", "load_settings", "read_dotenv"]
 
-class ConfigError(Exception):
-    pass
+Role = Literal["viewer", "operator", "admin", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +30,18 @@ class SecretRef:
     scheme: str
     target: str
 
+    FORM: ClassVar[str] = "a secret reference (env:VAR_NAME or file:/absolute/path)"
+
     @classmethod
-    def parse(cls, text: str) -> SecretRef:
-        scheme, sep, target = text.partition(":")
-        # Never echo ``text``: a password pasted where a reference belongs must not reach a log.
+    def optional(cls, value: object) -> SecretRef | None:
+        return None if value is None or value == "" else cls.parse(value)
+
+    @classmethod
+    def parse(cls, value: object) -> SecretRef:
+        if not isinstance(value, str):
+            raise ValueError("a secret reference must be text: env:VAR_NAME or file:/absolute/path")
+        scheme, sep, target = value.partition(":")
+        # Never echo ``value``: a password pasted where a reference belongs must not reach a log.
         if not sep or scheme not in ("env", "file") or not target:
             raise ValueError("a secret reference must be env:VAR_NAME or file:/absolute/path")
         if scheme == "file" and not Path(target).is_absolute():
@@ -61,36 +68,10 @@ class SecretRef:
         return value
 
 
-class Secret:
-    """A string that does not print itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    roles: Mapping[str, str] = field(default_factory=dict)  # user id or glob → viewer|operator|admin
-    default_role: str = "viewer"
+    roles: Mapping[str, Role] = field(default_factory=dict)  # user id or glob → viewer|operator|admin|none
+    default_role: Literal["viewer", "none"] = "viewer"  # everyone not in roles; never more than viewer
     two_person: bool = False  # confirmations must come from a second operator
 
 
@@ -99,10 +80,15 @@ class SlackSettings:
     bot_token: Secret = field(default_factory=lambda: Secret(""))
     app_token: Secret = field(default_factory=lambda: Secret(""))
     signing_secret: Secret = field(default_factory=lambda: Secret(""))
-    mode: str = "socket"  # socket | http
+    mode: Literal["socket", "http"] = "socket"
     slash_command: str = "/esx"
-    http_port: int = 3000
+    http_port: PortOrAny = 3000
     base_url: str = ""  # Web API base URL override (tests point it at a local fake)
+    http_host: str = "127.0.0.1"  # the HTTP mode listener's address
+
+    def __post_init__(self) -> None:
+        if self.mode == "http" and self.bot_token and not self.signing_secret:
+            raise ValueError("mode http needs signing_secret (Slack signs every request with it)")
 
     @property
     def enabled(self) -> bool:
@@ -131,7 +117,7 @@ class VCenterSettings:
     host: str
     user: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
-    port: int = 443
+    port: Port = 443
     ca_file: str = ""
     thumbprint: str = ""  # SHA-256 of the server certificate, hex with or without colons
     insecure: bool = False
@@ -143,12 +129,12 @@ class Settings:
     inventory_file: str = ""
     demo: bool | None = None  # None: demo when no chat platform and no vCenter is configured
     console_user: str = "console:admin"
-    confirm_ttl: int = 300
-    stale_command_age: int = 120
+    confirm_ttl: Annotated[int, DURATION, Range(10, 86400)] = 300  # seconds a confirmation stays open
+    stale_command_age: Annotated[int, DURATION] = 120
     log_level: str = "INFO"
     log_json: bool = False
     web_host: str = "127.0.0.1"
-    web_port: int = 0  # /healthz, /readyz, /metrics; 0: off (the deploy files set 9090)
+    web_port: PortOrAny = 0  # /healthz, /readyz, /metrics; 0: off (the deploy files set 9090)
     web_details: bool = False  # check details (vCenter names, errors) for non-loopback clients too
     leader_name: str = "esxbot"  # instances with the same name and database elect one leader
     instance: str = ""  # this instance's name in logs and /readyz (default: host name and pid)
@@ -158,6 +144,7 @@ class Settings:
     vcenters: tuple[VCenterSettings, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)  # sections owned by sub-systems
     base_dir: str = "."
+    config_file: str = ""  # the YAML file the settings came from, for error messages
 
     @property
     def hardware(self) -> tuple[str, ...]:
@@ -182,63 +169,6 @@ class Settings:
     def resolve(self, path: str) -> Path:
         p = Path(path)
         return p if p.is_absolute() else Path(self.base_dir) / p
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if hint is Secret:
-        return value if isinstance(value, Secret) else Secret("" if value is None else str(value))
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto", "none")):
-            return None
-        return _coerce(value, args[0], where)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if hint is int:
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
-    if hint is str:
-        return "" if value is None else str(value)
-    if origin is tuple:
-        (item,) = typing.get_args(hint)[:1]
-        items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(items))
-    if origin in (Mapping, dict) or hint is Mapping:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return _build(hint, value, where)
-    return value
-
-
-def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {str(data)[:80]!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{where or 'settings'}: {exc}") from None
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -276,41 +206,44 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
                 data[path] = value
 
 
+_INTERNAL = ("extra", "base_dir", "config_file")  # filled by load_settings, not by the user
+
+
 def load_settings(
     config_file: str | Path | None = None,
     *,
     env: Mapping[str, str] | None = None,
     dotenv: str | Path | None = ".env",
 ) -> Settings:
-    """Build settings; raises ``ConfigError`` naming the file and setting that is wrong."""
+    """Build settings; raises ``ConfigError`` naming the file (or variable) and setting that is wrong.
+
+    Keys that are not settings of this module land in ``extra``: the runtime checks them against
+    the sections it knows (``bot/runtime/sections.py``).
+    """
     data: dict[str, Any] = {}
     base_dir = Path.cwd()
     if config_file:
         path = Path(config_file)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        loaded = load_yaml(path)
+        if loaded is None:
+            loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
-        data.update(loaded)
+            raise ConfigError("", "the top level must be a mapping of settings", str(path))
+        data.update({str(k): v for k, v in loaded.items()})
         base_dir = path.resolve().parent
     merged_env: dict[str, str] = {}
     if dotenv:
         merged_env.update(read_dotenv(Path(dotenv)))
     merged_env.update(os.environ if env is None else env)
     _apply_env(data, merged_env)
-    known = {f.name for f in dataclasses.fields(Settings)}
+    known = {f.name for f in dataclasses.fields(Settings)} - set(_INTERNAL)
     extra = {k: data.pop(k) for k in list(data) if k not in known}
-    data["extra"] = {**data.get("extra", {}), **extra}
-    data["base_dir"] = str(base_dir)
-    vcenters = data.pop("vcenters", None) or []
-    settings: Settings = _build(Settings, data, f"{config_file}" if config_file else "")
-    if not isinstance(vcenters, list):
-        raise ConfigError(f"{config_file}: vcenters must be a list")
-    built = tuple(_build(VCenterSettings, v, f"{config_file}: vcenters[{i}]") for i, v in enumerate(vcenters))
-    return dataclasses.replace(settings, vcenters=built)
+    try:
+        settings = parse(Settings, data, "")
+    except ConfigError as exc:
+        variable = "ESXBOT_" + exc.path.upper().replace(".", "_")
+        source = f"environment {variable}" if variable in merged_env else str(config_file or "")
+        raise exc.in_file(source or "environment (ESXBOT_* and .env)") from None
+    return dataclasses.replace(
+        settings, extra=extra, base_dir=str(base_dir), config_file=str(config_file or "")
+    )

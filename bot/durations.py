@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 _DURATION = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
+MAX_SECONDS = 100 * 365 * 86400  # far beyond any silence or timeout, far below timedelta's limit
 _UNIT = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
@@ -13,7 +14,7 @@ def parse_duration(raw: str) -> timedelta:
     """``90m``, ``2h``, ``1d12h``, ``45s``; plain digits are minutes."""
     text = raw.strip().lower()
     if text.isdigit():
-        return timedelta(minutes=int(text))
+        return _span(int(text) * 60, raw)
     pos, seconds = 0, 0
     for m in _DURATION.finditer(text):
         if m.start() != pos:
@@ -22,4 +23,10 @@ def parse_duration(raw: str) -> timedelta:
         pos = m.end()
     if pos != len(text) or seconds <= 0:
         raise ValueError(raw)
+    return _span(seconds, raw)
+
+
+def _span(seconds: int, raw: str) -> timedelta:
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{raw}: longer than 100 years")
     return timedelta(seconds=seconds)

@@ -1,12 +1,14 @@
-"""``jobs``, ``job <id>``, ``cancel <job>``, and the plan/submit helpers the action handlers share.
-
-A plan is built twice: for the confirmation preview, and again from fresh vCenter state when the
-confirmed command runs, so a host that changed in between is checked as it is now.
+"""``jobs``, ``job <id>``, ``cancel <job>``, and ``host_action``, the one way a host-changing command is
+built: one planner (its signature is the grammar) makes both the confirmation preview and the plan that
+runs after ``yes``. The preview's plan facts are stored with the confirmation; after ``yes`` the planner
+runs again from fresh vCenter state with ``ctx.approved`` set (patch pins the previewed build), and the
+dispatcher refuses when the pre-checks now fail or the facts differ from what was shown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from bot.actions.runner import JobRequest, JobRunner
 from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.grammar import BadArgument
-from bot.command.spec import CommandError, command
+from bot.command.spec import CommandError, CommandSpec, command
 from bot.messages import Block, Reply, Style, Table, Text
 from bot.model import Host
 from bot.store.job_records import HostBusy, StepSpec
@@ -30,6 +32,24 @@ class Plan:
     steps: tuple[StepSpec, ...]
     options: dict[str, Any]
     notes: tuple[str, ...] = ()
+
+    def facts(self) -> dict[str, Any]:
+        """What a confirmation binds: targets and the host facts the pre-checks used, steps, options."""
+        return {
+            "kind": self.kind,
+            "hosts": {
+                h.name: {
+                    "build": h.build,
+                    "cluster": h.cluster,
+                    "connection": h.connection_state.value,
+                    "maintenance": h.in_maintenance,
+                    "power": h.power_state.value,
+                }
+                for h in self.hosts
+            },
+            "steps": [f"{s.name} {s.host or ''}".strip() for s in self.steps],
+            "options": self.options,
+        }
 
     def as_json(self, overrides: frozenset[str]) -> dict[str, Any]:
         return {
@@ -81,7 +101,8 @@ def plan_reply(plan: Plan, overrides: frozenset[str], *, dry_run: bool = False) 
         blocks.append(Text(f"Pre-checks failed: {reasons}", Style.ERROR))
     if dry_run:
         blocks.append(Text("Dry run: nothing was changed and nothing is pending.", Style.WARNING))
-        return Reply(summary=f"{head}. Dry run.", blocks=tuple(blocks), ok=False, data={"dry_run": True})
+        data = {"dry_run": True, "plan": plan.facts()}
+        return Reply(summary=f"{head}. Dry run.", blocks=tuple(blocks), ok=False, data=data)
     locks = [c for c in blocking if c.name == "lock"]
     if locks:
         text = f"Refused: {'; '.join(f'{c.host}: {c.detail}' for c in locks)}. See `jobs`."
@@ -90,7 +111,39 @@ def plan_reply(plan: Plan, overrides: frozenset[str], *, dry_run: bool = False) 
         names = ",".join(sorted({c.name for c in blocking}))
         text = f"{head}. Pre-checks failed; fix them or add `--override {names}` (audited)."
         return Reply(summary=text, blocks=tuple(blocks), ok=False)
-    return Reply(summary=head, blocks=tuple(blocks))
+    return Reply(summary=head, blocks=tuple(blocks), data={"plan": plan.facts()})
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A planner's answer: the plan, the pre-checks the caller overrides, and whether it is a dry run."""
+
+    plan: Plan
+    overrides: frozenset[str] = frozenset()
+    dry_run: bool = False
+
+
+Planner = Callable[..., Awaitable[Planned]]
+
+
+def host_action(name: str, *, help: str) -> Callable[[Planner], CommandSpec]:
+    """A confirmed operator command from one planner: its preview shows the plan, ``yes`` starts it."""
+
+    def wrap(planner: Planner) -> CommandSpec:
+        async def preview(ctx: Context, *args: Any, **kwargs: Any) -> Reply:
+            planned = await planner(ctx, *args, **kwargs)
+            return plan_reply(planned.plan, planned.overrides, dry_run=planned.dry_run)
+
+        @functools.wraps(planner)  # the planner's signature is the grammar
+        async def run(ctx: Context, *args: Any, **kwargs: Any) -> Reply:
+            planned = await planner(ctx, *args, **kwargs)
+            if planned.dry_run:
+                raise CommandError("A dry run has nothing to confirm.")
+            return await start(ctx, planned.plan, planned.overrides)
+
+        return command(name, help=help, role=Role.OPERATOR, confirm=True, preview=preview)(run)
+
+    return wrap
 
 
 async def start(ctx: Context, plan: Plan, overrides: frozenset[str]) -> Reply:

@@ -18,18 +18,16 @@ from typing import Annotated, Any, Literal
 from bot.actions.esxcli import EsxcliError, pick_profile, update_command
 from bot.actions.prechecks import Check, Options, check_host, parallel_problem, patch_steps
 from bot.builds import KnownBuild
-from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.grammar import BadArgument
 from bot.command.selectors import Target, TargetArg
-from bot.command.spec import CommandError, command
-from bot.messages import Reply
+from bot.command.spec import CommandError
 from bot.model import Host, Verdict
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.matching import match
 from bot.releases.service import SOAK, freshness
 from bot.store.release_records import ReleaseRepo
-from handlers.jobs import Plan, busy, parse_overrides, plan_reply, runner_of, start
+from handlers.jobs import Plan, Planned, busy, host_action, parse_overrides, runner_of
 
 VmAction = Literal["none", "power-off", "suspend"]
 
@@ -38,6 +36,12 @@ def _target(ctx: Context, hosts: tuple[Host, ...], to: str | None, fresh: bool) 
     """The release to install: named, or the newest of the hosts' line that is neither withdrawn nor,
     without ``--fresh``, younger than the soak period. A withdrawn release is refused outright."""
     catalog = ctx.services.catalog
+    if ctx.approved is not None:  # after ``yes``: the build the preview showed, whatever came since
+        build = ctx.approved.get("options", {}).get("target_build")
+        shown = catalog.lookup(build)
+        if shown is None:
+            raise CommandError(f"Refused, nothing was done: build {build} is no longer in the catalog.")
+        return shown
     soak = ctx.services.releases.soak if ctx.services.releases else SOAK
     today = ctx.services.clock.now().date()
     if to:
@@ -72,7 +76,8 @@ async def _fixes(ctx: Context, host: Host, target: KnownBuild) -> str | None:
     release = await ReleaseRepo(ctx.services.store.db).get(target.build)
     if release is None or not release.fixes:
         return None
-    rules = MatchRuleSet.bundled()
+    service = ctx.services.releases
+    rules = service.rules if service is not None else MatchRuleSet.bundled()  # the rules `check` uses
     hits = [match(fix, host, release, rules, ctx.services.catalog) for fix in release.fixes]
     wanted = (Verdict.AFFECTED, Verdict.POSSIBLY_AFFECTED)
     prs = [f"PR {m.pr} ({m.verdict.value})" for m in hits if m.verdict in wanted]
@@ -210,29 +215,9 @@ async def _plan(
     return plan, release
 
 
-async def _preview(
-    ctx: Context,
-    target: Target,
-    *release: str,
-    dry_run: bool = False,
-    vm_action: VmAction = "none",
-    evacuate: bool = False,
-    override: str | None = None,
-    parallel: int = 1,
-    fresh: bool = False,
-) -> Reply:
-    overrides = parse_overrides(override)
-    words = _release_words(release)
-    plan, _ = await _plan(ctx, target, words, vm_action, evacuate, _width(parallel), fresh)
-    return plan_reply(plan, overrides, dry_run=dry_run)
-
-
-@command(
+@host_action(
     "patch",
     help="Patch a host or a cluster, one host at a time (maintenance mode, install, reboot, verify)",
-    role=Role.OPERATOR,
-    confirm=True,
-    preview=_preview,
 )
 async def patch(
     ctx: Context,
@@ -244,10 +229,8 @@ async def patch(
     override: str | None = None,
     parallel: int = 1,
     fresh: bool = False,
-) -> Reply:
+) -> Planned:
     overrides = parse_overrides(override)
-    if dry_run:
-        raise CommandError("A dry run has nothing to confirm.")
     words = _release_words(release)
     plan, _ = await _plan(ctx, target, words, vm_action, evacuate, _width(parallel), fresh)
-    return await start(ctx, plan, overrides)
+    return Planned(plan, overrides, dry_run=dry_run)

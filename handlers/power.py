@@ -13,13 +13,11 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from bot.actions.prechecks import Check, Options, check_host, maintenance_steps, power_on_steps, power_steps
-from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.selectors import HostArg
-from bot.command.spec import CommandError, CommandSpec, command
-from bot.messages import Reply
+from bot.command.spec import CommandError, CommandSpec
 from bot.model import Host
-from handlers.jobs import Plan, busy, parse_overrides, plan_reply, runner_of, start
+from handlers.jobs import Plan, Planned, busy, host_action, parse_overrides, runner_of
 
 VmAction = Literal["none", "power-off", "suspend"]
 VmPolicy = Literal["power-off", "leave", "abort"]
@@ -60,19 +58,7 @@ async def _power_plan(
 def _power_command(kind: Literal["shutdown", "reboot"], help_text: str) -> CommandSpec:
     """``shutdown`` and ``reboot`` share their options, preview and job; only the last step differs."""
 
-    async def preview(
-        ctx: Context,
-        host: Host,
-        *,
-        force: bool = False,
-        vm_policy: VmPolicy | None = None,
-        guest_timeout: timedelta | None = None,
-        override: str | None = None,
-    ) -> Reply:
-        plan = await _power_plan(ctx, kind, host, force, vm_policy, guest_timeout)
-        return plan_reply(plan, parse_overrides(override))
-
-    async def run(
+    async def planner(
         ctx: Context,
         host: Annotated[Host, HostArg()],
         *,
@@ -80,11 +66,11 @@ def _power_command(kind: Literal["shutdown", "reboot"], help_text: str) -> Comma
         vm_policy: VmPolicy | None = None,
         guest_timeout: timedelta | None = None,
         override: str | None = None,
-    ) -> Reply:
+    ) -> Planned:
         plan = await _power_plan(ctx, kind, host, force, vm_policy, guest_timeout)
-        return await start(ctx, plan, parse_overrides(override))
+        return Planned(plan, parse_overrides(override))
 
-    return command(kind, help=help_text, role=Role.OPERATOR, confirm=True, preview=preview)(run)
+    return host_action(kind, help=help_text)(planner)
 
 
 shutdown = _power_command(
@@ -106,19 +92,9 @@ async def _power_on_plan(ctx: Context, host: Host) -> Plan:
     return Plan("power-on", (host,), tuple(checks), tuple(power_on_steps(host.name)), {})
 
 
-async def _power_preview(ctx: Context, action: Literal["on"], host: Host) -> Reply:
-    return plan_reply(await _power_on_plan(ctx, host), frozenset())
-
-
-@command(
-    "power",
-    help="`power on <host>`: switch a host on through its BMC and wait for it to reconnect",
-    role=Role.OPERATOR,
-    confirm=True,
-    preview=_power_preview,
-)
-async def power(ctx: Context, action: Literal["on"], host: Annotated[Host, HostArg()]) -> Reply:
-    return await start(ctx, await _power_on_plan(ctx, host), frozenset())
+@host_action("power", help="`power on <host>`: switch a host on through its BMC and wait for it to reconnect")
+async def power(ctx: Context, action: Literal["on"], host: Annotated[Host, HostArg()]) -> Planned:
+    return Planned(await _power_on_plan(ctx, host))
 
 
 async def _mm_plan(
@@ -139,26 +115,9 @@ async def _mm_plan(
     return Plan(kind, (host,), checks, tuple(maintenance_steps(host.name, opts)), options)
 
 
-async def _mm_preview(
-    ctx: Context,
-    action: Literal["enter", "exit"],
-    host: Host,
-    *,
-    evacuate: bool = False,
-    vm_action: VmAction = "none",
-    timeout: timedelta | None = None,  # noqa: ASYNC109 - the chat option `--timeout`
-    override: str | None = None,
-) -> Reply:
-    plan = await _mm_plan(ctx, action, host, evacuate, vm_action, timeout)
-    return plan_reply(plan, parse_overrides(override))
-
-
-@command(
+@host_action(
     "maintenance",
     help="`maintenance enter|exit <host>` [--evacuate] [--vm-action none|power-off|suspend] [--timeout 10m]",
-    role=Role.OPERATOR,
-    confirm=True,
-    preview=_mm_preview,
 )
 async def maintenance(
     ctx: Context,
@@ -169,8 +128,8 @@ async def maintenance(
     vm_action: VmAction = "none",
     timeout: timedelta | None = None,  # noqa: ASYNC109 - the chat option `--timeout`
     override: str | None = None,
-) -> Reply:
+) -> Planned:
     if action == "exit" and (evacuate or vm_action != "none"):
         raise CommandError("--evacuate and --vm-action only apply to `maintenance enter`.")
     plan = await _mm_plan(ctx, action, host, evacuate, vm_action, timeout)
-    return await start(ctx, plan, parse_overrides(override))
+    return Planned(plan, parse_overrides(override))

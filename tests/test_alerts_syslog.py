@@ -20,6 +20,7 @@ from bot.alerts.patterns import SignalKind, load_rules
 from bot.alerts.signals import LogSignal
 from bot.alerts.syslog import SyslogConfig, SyslogReceiver
 from bot.model import BootDevice, BootKind, Host, Severity
+from tests.fixtures.absent import server_absent
 
 USB = "mpx.vmhba32:C0:T0:L0"
 HOSTS = [
@@ -155,7 +156,7 @@ async def test_tcp_both_framings_mixed_and_split_anywhere(harness: Harness) -> N
 @pytest.fixture
 def tls_files(tmp_path: Path) -> tuple[Path, Path]:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI absent: cannot generate a test certificate")
+        server_absent("openssl CLI absent: cannot generate a test certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",

@@ -32,9 +32,9 @@ def test_demo_mode_without_anything(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "needle"),
     [
-        ("confirm_ttl: [1]\n", "confirm_ttl: expected a whole number"),
+        ("confirm_ttl: [1]\n", "confirm_ttl: expected a duration"),
         ("slack: yes\n", "slack: expected a mapping"),
-        ("slack:\n  tokn: x\n", "unknown setting(s) tokn"),
+        ("slack:\n  tokn: x\n", "slack.tokn: unknown setting (did you mean bot_token?)"),
         ("vcenters:\n  - {name: vc1}\n", "vcenters[0]"),
         ("- a\n", "top level must be a mapping"),
         ("a: [\n", "not valid YAML"),
@@ -60,7 +60,8 @@ def test_inventory_minimal_and_rich(tmp_path: Path) -> None:
                     "drivers": ["i40en", "lsi_mr3"],
                     "tags": ["PowerFlex"],
                     "connection_state": "notresponding",
-                    "rack": "R12",
+                    "labels": {"rack": "R12"},
+                    "features": ["vSAN", "ha"],
                 },
             ]
         },
@@ -73,6 +74,8 @@ def test_inventory_minimal_and_rich(tmp_path: Path) -> None:
     assert b.boot_device.kind is BootKind.SD and b.drivers == {"i40en": "", "lsi_mr3": ""}
     assert b.tags == frozenset({"powerflex"}) and b.connection_state is ConnectionState.NOT_RESPONDING
     assert b.extra == {"rack": "R12"}
+    assert {name for name, fact in b.features.items() if fact.present} == {"vsan", "ha"}
+    assert b.features["nsx"].present is False  # a features list is complete
 
 
 @pytest.mark.parametrize(
@@ -85,12 +88,49 @@ def test_inventory_minimal_and_rich(tmp_path: Path) -> None:
         ([{"name": "x", "build": 1, "tags": "a"}], "hosts[0] (x).tags"),
         ([{"name": "x", "build": 1}, {"name": "X", "build": 2}], "hosts[1] (X): duplicate of hosts[0]"),
         ({"servers": []}, "expected a list of hosts"),
+        (
+            [{"name": "x", "build": 1, "rack": "R1"}],
+            "hosts[0] (x).rack: unknown field; free-form data goes under labels:",
+        ),
+        (
+            [{"name": "x", "build": 1, "clustr": "c"}],
+            "hosts[0] (x).clustr: unknown field (did you mean cluster?)",
+        ),
+        ([{"name": "x", "build": -5}], "hosts[0] (x).build: -5 is not a build number (1 to 999999999)"),
+        (
+            [{"name": "x", "build": 10**30}],
+            "hosts[0] (x).build: 1000000000000000000000000000000 is not a build",
+        ),
+        ([{"name": "x", "build": [1]}], "hosts[0] (x).build: not a build number: a list"),
+        ([{"name": "x", "build": 1, "labels": ["a"]}], "hosts[0] (x).labels: expected a mapping"),
+        (
+            [{"name": "x", "build": 1, "features": ["warp"]}],
+            "hosts[0] (x).features: unknown feature 'warp'; known: vsan",
+        ),
+        (
+            [{"name": "x", "build": 1, "boot_device": {"kind": "usb", "dev": "a"}}],
+            "(x).boot_device.dev: unknown field",
+        ),
     ],
 )
 def test_inventory_errors_name_file_host_and_field(data: object, needle: str) -> None:
     with pytest.raises(InventoryError) as err:
         parse_inventory(data, "inv.yaml")
     assert str(err.value).startswith("inv.yaml") and needle in str(err.value)
+
+
+def test_hostile_inventory_files_are_clear_errors(tmp_path: Path) -> None:
+    p = tmp_path / "inv.yaml"
+    p.write_bytes(b"- name: \xff\n  build: 1\n")
+    with pytest.raises(InventoryError, match=r"inv\.yaml: not UTF-8 text"):
+        load_inventory(p)
+    p.write_text("- " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(InventoryError, match=r"inv\.yaml: nested more than 64 levels deep"):
+        load_inventory(p)
+    j = tmp_path / "inv.json"
+    j.write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(InventoryError, match=r"inv\.json: nested too deeply"):
+        load_inventory(j)
 
 
 def test_inventory_file_json_and_unreadable(tmp_path: Path) -> None:

@@ -162,7 +162,11 @@ async def test_kill_the_leader_mid_delivery_and_the_follower_pages_everything_on
         await syslog_until(
             syslog_port, LOSS.format(host="esx-usb-01"), lambda: any(c.ok is None for c in lgw.calls), 15
         )
-        await asyncio.sleep(3.0)  # longer than the outbox's idle poll: a delivering follower would show
+
+        async def queued_behind_the_withheld_post() -> bool:
+            return (await OutboxRepo(db).stats(time.time()))[0] == 2
+
+        await until(queued_behind_the_withheld_post, 10)
         (in_flight,) = [c for c in lgw.calls if c.ok is None]
         assert label(in_flight.args["text"]) == "loss esx-usb-01"
         assert [p for p in pages(fgw.calls) if p[1] != "subscribed"] == []  # the follower never pages
@@ -194,7 +198,7 @@ async def test_kill_the_leader_mid_delivery_and_the_follower_pages_everything_on
         await syslog_until(syslog_port, IN_DOUBT.format(host="esx-usb-02"), second_paged, 15)
         status = await bots[follower].readyz()
         assert status is not None and status[0] == 200 and status[1]["role"] == "leader"
-        await asyncio.sleep(2.5)  # quiet: nothing else arrives
+        await until(drained, 10)  # every queued page delivered once: nothing else is left to arrive
 
         posted = Counter(
             (c.args["channel"], label(c.args.get("text", "")))

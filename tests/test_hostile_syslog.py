@@ -19,7 +19,7 @@ from bot.alerts.patterns import load_rules
 from bot.alerts.signals import LogSignal
 from bot.alerts.syslog import SyslogConfig, SyslogReceiver
 from bot.config import ConfigError, Settings
-from bot.runtime.app import syslog_config
+from bot.runtime.sections import read_sections
 from tests.alert_harness import USB_HOST, alert_rig
 
 ATTACKER, ESX, RELAY = "127.0.0.1", "127.0.0.2", "127.0.0.3"
@@ -113,11 +113,12 @@ async def test_one_source_holding_connections_does_not_lock_out_a_real_sender() 
 
 def test_trusted_relays_and_limits_are_read_from_the_syslog_section() -> None:
     section = {"udp_port": 0, "trusted_relays": ["10.1.0.0/16", "192.0.2.7"], "max_connections_per_source": 4}
-    config = syslog_config(section, Settings())
+    config = read_sections(Settings(extra={"syslog": section})).syslog
     assert config is not None
     assert config.trusted_relays == ("10.1.0.0/16", "192.0.2.7/32")
+    assert config.max_connections_per_source == 4
     with pytest.raises(ConfigError, match="'evil' is not an address or network"):
-        syslog_config({"trusted_relays": ["evil"]}, Settings())
-    with pytest.raises(ConfigError, match="expected a list"):
-        syslog_config({"trusted_relays": "10.0.0.1"}, Settings())
-    assert syslog_config({"rule_files": ["mine.yaml"], "udp_port": 0}, Settings()) is not None
+        read_sections(Settings(extra={"syslog": {"trusted_relays": ["evil"]}}))
+    one = read_sections(Settings(extra={"syslog": {"trusted_relays": "10.0.0.1"}})).syslog
+    assert one is not None and one.trusted_relays == ("10.0.0.1/32",)  # one address is a list of one
+    assert read_sections(Settings(extra={"syslog": {"rule_files": ["mine.yaml"], "udp_port": 0}})).syslog

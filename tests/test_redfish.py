@@ -15,6 +15,7 @@ import pytest
 from bot.actions.bmc import BmcConfig, BmcDirectory
 from bot.actions.redfish import ErrorKind, OffPath, PowerState, RedfishClient, RedfishError, ResetType
 from bot.config import SecretRef
+from bot.schema import ConfigError
 from tests.fixtures.redfish import ROLES, SushyEmulator
 
 # The forwarding front server opens one client session per request; when the loop closes right
@@ -234,7 +235,7 @@ def test_secret_reference_parsing_never_echoes_the_value() -> None:
         SecretRef.parse("env:")
 
 
-def test_directory_finds_bmc_by_serial_or_host_name(caplog: pytest.LogCaptureFixture) -> None:
+def test_directory_finds_bmc_by_serial_or_host_name() -> None:
     entries = [
         {
             "name": "a",
@@ -250,21 +251,34 @@ def test_directory_finds_bmc_by_serial_or_host_name(caplog: pytest.LogCaptureFix
             "password": "file:/run/b",
             "serial": "CZ12",
         },
-        {"name": "c", "url": "https://10.0.0.3", "username": "root", "password": "s3cr3t-literal"},
-        {"name": "d", "url": "https://root:pw@10.0.0.4", "username": "root", "password": "env:D"},
-        {"name": "a", "url": "https://10.0.0.5", "username": "root", "password": "env:A"},
-        {"url": "https://10.0.0.6"},
     ]
-    with caplog.at_level(logging.WARNING):
-        directory = BmcDirectory.from_mappings(entries)
+    directory = BmcDirectory.from_mappings(entries)
     assert [b.name for b in directory.bmcs] == ["a", "b"]
-    assert "s3cr3t-literal" not in caplog.text and "pw@" not in caplog.text
-    assert len(caplog.records) == 4
     assert directory.find(host_name="ESX-01") is directory.bmcs[0]
     assert directory.find(host_name="esx-01.lab.") is directory.bmcs[0]
     assert directory.find(host_name="esx-02", serial="cz12") is directory.bmcs[1]
     assert directory.find(host_name="esx-02.lab") is None
     assert directory.bmcs[1].url == "https://10.0.0.2"
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [
+        ({"password": "s3cr3t-literal"}, "bmcs[1].password: expected a secret reference"),
+        ({"url": "https://root:pw@10.0.0.4"}, "bmcs[1]: BMC c: put credentials in username/password"),
+        ({"name": "a"}, "bmcs[1].name: duplicate BMC name 'a'"),
+        ({"name": None, "username": None}, "bmcs[1]: a BMC needs a name and a username"),
+        ({"timeout": "soon"}, "bmcs[1].timeout: expected a duration"),
+        ({"passwd": "env:X"}, "bmcs[1].passwd: unknown setting (did you mean password?)"),
+    ],
+)
+def test_a_bad_bmc_entry_is_a_configuration_error(entry: dict[str, object], needle: str) -> None:
+    good = {"name": "a", "url": "https://10.0.0.1", "username": "root", "password": "env:A"}
+    bad = {"name": "c", "url": "https://10.0.0.3", "username": "root", "password": "env:C", **entry}
+    with pytest.raises(ConfigError) as err:
+        BmcDirectory.from_mappings([good, bad])
+    assert needle in str(err.value)
+    assert "s3cr3t" not in str(err.value) and "pw@" not in str(err.value)
 
 
 def test_config_repr_holds_only_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:

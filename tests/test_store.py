@@ -148,6 +148,7 @@ async def test_confirmation_decides_once(db: Database) -> None:
     proposal = Proposal(
         token="abc", user_id="slack:U1", conversation="slack:C1", command="patch", text="patch esx01",
         created_at=T0, expires_at=T0 + timedelta(minutes=5), second_person=True, state="pending",
+        plan={"options": {"target_build": 18426014}, "hosts": {"esx01": {"cluster": "c1"}}},
     )  # fmt: skip
     await repo.create(proposal)
     await repo.attach_message("abc", "1629806400.000100")
@@ -159,6 +160,7 @@ async def test_confirmation_decides_once(db: Database) -> None:
     stored = await repo.by_message("1629806400.000100")
     assert stored is not None
     assert (stored.state, stored.second_person, stored.expires_at) == ("accepted", True, proposal.expires_at)
+    assert stored.plan == proposal.plan  # the plan the preview showed, as it was stored
     assert await repo.get("missing") is None
 
 

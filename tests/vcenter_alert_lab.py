@@ -180,6 +180,15 @@ class AlertStack:
                         task.result()
                 await asyncio.sleep(0.02)
 
+    async def until_async(self, done: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+        """``until`` for a condition that reads the database."""
+        async with asyncio.timeout(timeout):
+            while not await done():
+                for task in self._tasks:
+                    if task.done():
+                        task.result()
+                await asyncio.sleep(0.02)
+
     async def kill(self) -> None:
         """Stop everything abruptly (cancel), keeping only what the database holds."""
         for task in self._tasks:

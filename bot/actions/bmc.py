@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from bot.config import SecretRef
+from bot.schema import ConfigError, Seconds, Via, parse
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,12 @@ class BmcConfig:
     name: str
     url: str
     username: str
-    password: SecretRef
+    password: Annotated[SecretRef, Via(SecretRef.parse, SecretRef.FORM)]
     verify_tls: bool = True
     ca_file: str | None = None
     host: str | None = None
     serial: str | None = None  # serial number / service tag / SKU / SMBIOS UUID of the system
-    timeout: float = 10.0  # seconds, for each request
+    timeout: Seconds = 10.0  # for each request
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -43,30 +44,12 @@ class BmcConfig:
             raise ValueError("a BMC needs a name and a username")
         if not self.timeout > 0:
             raise ValueError(f"BMC {self.name}: timeout must be positive")
+        object.__setattr__(self, "url", self.url.rstrip("/"))
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> BmcConfig:
-        """Build from a settings entry; ValueError says which field is wrong, never its value."""
-        try:
-            return cls(
-                name=str(data["name"]),
-                url=str(data["url"]).rstrip("/"),
-                username=str(data["username"]),
-                password=SecretRef.parse(str(data["password"])),
-                verify_tls=bool(data.get("verify_tls", True)),
-                ca_file=_opt_str(data.get("ca_file")),
-                host=_opt_str(data.get("host")),
-                serial=_opt_str(data.get("serial")),
-                timeout=float(data.get("timeout", 10.0)),
-            )
-        except KeyError as exc:
-            raise ValueError(f"BMC entry lacks {exc.args[0]!r}") from None
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"BMC entry {data.get('name', '?')}: {exc}") from None
-
-
-def _opt_str(value: object) -> str | None:
-    return None if value is None or value == "" else str(value)
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "bmcs[]") -> BmcConfig:
+        """Build from a settings entry; ``ConfigError`` says which key is wrong, never a secret."""
+        return parse(cls, data, where)
 
 
 def _same_host(configured: str, asked: str) -> bool:
@@ -90,16 +73,12 @@ class BmcDirectory:
 
     @classmethod
     def from_mappings(cls, entries: Iterable[Mapping[str, Any]]) -> BmcDirectory:
+        """The ``bmcs`` section; a bad or duplicate entry is a ``ConfigError``, never skipped."""
         found: dict[str, BmcConfig] = {}
         for index, entry in enumerate(entries):
-            try:
-                bmc = BmcConfig.from_mapping(entry)
-            except ValueError as exc:
-                log.warning("skipping BMC entry #%d: %s", index, exc)
-                continue
+            bmc = BmcConfig.from_mapping(entry, f"bmcs[{index}]")
             if bmc.name in found:
-                log.warning("skipping BMC entry #%d: duplicate name %s", index, bmc.name)
-                continue
+                raise ConfigError(f"bmcs[{index}].name", f"duplicate BMC name {bmc.name!r}")
             found[bmc.name] = bmc
         return cls(tuple(found.values()))
 

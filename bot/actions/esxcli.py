@@ -15,11 +15,12 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import asyncssh
 
 from bot.config import SecretRef
+from bot.schema import Port, Seconds, Via, parse
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +41,19 @@ class EsxcliSettings:
 
     known_hosts: str
     username: str = "root"
-    password: SecretRef | None = None
+    password: Annotated[SecretRef | None, Via(SecretRef.optional, SecretRef.FORM)] = None
     client_keys: tuple[str, ...] = ()
-    port: int = 22
-    timeout: float = 1800.0
+    port: Port = 22
+    timeout: Seconds = 1800.0
     addresses: Mapping[str, str] = field(default_factory=dict)  # host name → address to dial
+
+    def __post_init__(self) -> None:
+        if not Path(self.known_hosts).is_absolute():
+            raise ValueError("known_hosts must be an absolute path to a known_hosts file")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> EsxcliSettings:
-        known = data.get("known_hosts")
-        if not isinstance(known, str) or not Path(known).is_absolute():
-            raise ValueError("jobs.esxcli.known_hosts must be an absolute path to a known_hosts file")
-        password = data.get("password")
-        return cls(
-            known_hosts=known,
-            username=str(data.get("username", "root")),
-            password=SecretRef.parse(str(password)) if password else None,
-            client_keys=tuple(str(k) for k in data.get("client_keys") or ()),
-            port=int(data.get("port", 22)),
-            timeout=float(data.get("timeout", 1800.0)),
-            addresses={str(k): str(v) for k, v in (data.get("addresses") or {}).items()},
-        )
+        return parse(cls, data, "jobs.esxcli")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,7 @@ class JobRunner:
         self._tasks: dict[int, asyncio.Task[JobRecord]] = {}
         self._hosts: dict[str, Host] = {}
         self._scratch: dict[tuple[int, str], Any] = {}
+        self.on_outcome: Callable[[str, str], None] | None = None  # (kind, final state): metrics
 
     # --- where things are -------------------------------------------------------------------
 
@@ -334,6 +335,8 @@ class JobRunner:
         await self.repo.cas(job.id, job.version, now=self._clock.now().timestamp(), state=state, result=note)
         await self.repo.release_locks(job.id)
         job = await self._reload(job.id)
+        if self.on_outcome is not None:
+            self.on_outcome(job.kind, state.value)
         await self._record(job, state.value, note)
         await self._progress(job, note, final=True)
         return job

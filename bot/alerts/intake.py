@@ -7,15 +7,14 @@ kind; ``clear`` says the condition is over (bootbank mounted again, host reconne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from bot.alerts.patterns import SignalKind
 from bot.alerts.signals import LogSignal
-from bot.durations import parse_duration
 from bot.model import Severity
+from bot.schema import Duration, parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,32 +56,14 @@ def signal_from_log(sig: LogSignal) -> Signal | None:
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    group_wait: timedelta = timedelta(seconds=30)
-    recheck: timedelta = timedelta(seconds=60)  # how often muted alerts look again
+    """The ``alerts`` section."""
+
+    group_wait: Duration = timedelta(seconds=30)
+    recheck: Duration = timedelta(seconds=60)  # how often muted alerts look again
     topic: str = "alerts"
     forward_to: tuple[str, ...] = ()  # pager conversations, e.g. "pagerduty:default", "webhook:ops"
 
     @classmethod
     def from_extra(cls, raw: Any) -> EngineConfig:
-        """From ``settings.extra["alerts"]``: ``group_wait``, ``recheck``, ``topic``, ``forward_to``."""
-        section: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-
-        def duration(name: str, default: timedelta) -> timedelta:
-            value = section.get(name)
-            if value is None:
-                return default
-            if isinstance(value, int | float):
-                return timedelta(seconds=float(value))
-            try:
-                return parse_duration(str(value))
-            except ValueError:
-                raise ValueError(f"alerts.{name}: {value!r} is not a duration") from None
-
-        forward = section.get("forward_to") or []
-        default = cls()
-        return cls(
-            group_wait=duration("group_wait", default.group_wait),
-            recheck=duration("recheck", default.recheck),
-            topic=str(section.get("topic", default.topic)),
-            forward_to=tuple(str(f) for f in (forward if isinstance(forward, list | tuple) else [forward])),
-        )
+        """From ``settings.extra["alerts"]``; ``ConfigError`` names the key."""
+        return parse(cls, raw, "alerts")

@@ -34,6 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.durations import parse_duration
+from bot.schema import refuse_unknown
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 NOTIFY_ROOM, NOTIFY_ONCALL, NOTIFY_NEXT, NOTIFY_PEOPLE = "room", "oncall", "next", "people"
@@ -214,6 +215,7 @@ def _list(raw: Any, where: str) -> Sequence[Any]:
 
 
 def _rotation(raw: Mapping[str, Any], tz: ZoneInfo, people: Mapping[str, Person]) -> Rotation:
+    refuse_unknown(raw, ("members", "handoff", "day", "at", "start"), "oncall.rotation")
     members = tuple(str(m) for m in _list(raw.get("members"), "oncall.rotation.members"))
     if not members:
         raise OnCallConfigError("oncall.rotation.members: name at least one person")
@@ -239,6 +241,7 @@ def _rotation(raw: Mapping[str, Any], tz: ZoneInfo, people: Mapping[str, Person]
 def _step(raw: Any, index: int) -> Step:
     where = f"oncall.escalation[{index}]"
     item = _mapping(raw, where)
+    refuse_unknown(item, ("notify", "after"), where)
     notify = item.get("notify", NOTIFY_ONCALL)
     after = _duration(item.get("after", 0), f"{where}.after")
     if isinstance(notify, list):
@@ -251,6 +254,11 @@ def _step(raw: Any, index: int) -> Step:
 def parse_oncall(raw: Any) -> OnCallPolicy:
     """The policy from the ``oncall`` section (None or empty: notify the room only, no mentions)."""
     section = _mapping(raw, "oncall")
+    refuse_unknown(
+        section,
+        ("timezone", "people", "rotation", "overrides", "escalation", "repeat", "ack_timeout"),
+        "oncall",
+    )
     try:
         tz = ZoneInfo(str(section.get("timezone", "UTC")))
     except (ZoneInfoNotFoundError, ValueError):
@@ -266,6 +274,9 @@ def parse_oncall(raw: Any) -> OnCallPolicy:
     }
     rotation_raw = section.get("rotation")
     rotation = _rotation(_mapping(rotation_raw, "oncall.rotation"), tz, people) if rotation_raw else None
+    for i, o in enumerate(_list(section.get("overrides"), "oncall.overrides")):
+        where = f"oncall.overrides[{i}]"
+        refuse_unknown(_mapping(o, where), ("person", "start", "end"), where)
     overrides = tuple(
         Override(
             str(_mapping(o, f"oncall.overrides[{i}]").get("person", "")),

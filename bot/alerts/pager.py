@@ -24,14 +24,14 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from bot.chat.base import CommandHandler, DeliveryError, TransportHealth
-from bot.config import Secret
 from bot.messages import Reply
+from bot.schema import Secret, parse
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,25 @@ class PagerDutySender(HttpSender):
 @dataclass(frozen=True, slots=True)
 class Webhook:
     url: str
-    secret: Secret | None = None
+    secret: Secret | None = None  # HMAC key for X-Esxbot-Signature
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must be http(s)://…")
+
+
+@dataclass(frozen=True, slots=True)
+class PagerDutySettings:
+    url: str = PAGERDUTY_URL  # tests point it at a local receiver
+    services: Mapping[str, Secret] = field(default_factory=dict)  # name → routing key
+
+
+@dataclass(frozen=True, slots=True)
+class PagerSettings:
+    """The ``pager`` section."""
+
+    pagerduty: PagerDutySettings = field(default_factory=PagerDutySettings)
+    webhooks: Mapping[str, Webhook] = field(default_factory=dict)
 
 
 class WebhookSender(HttpSender):
@@ -187,22 +205,17 @@ class WebhookSender(HttpSender):
 
 def senders_from_extra(raw: Any) -> tuple[list[PagerDutySender | WebhookSender], tuple[str, ...]]:
     """The senders and the conversations to forward to, from ``settings.extra["pager"]``."""
-    section: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    return pager_senders(parse(PagerSettings, raw, "pager"))
+
+
+def pager_senders(section: PagerSettings) -> tuple[list[PagerDutySender | WebhookSender], tuple[str, ...]]:
+    """The senders and the conversations to forward to."""
     senders: list[PagerDutySender | WebhookSender] = []
     targets: list[str] = []
-    pd = section.get("pagerduty")
-    if isinstance(pd, Mapping) and isinstance(pd.get("services"), Mapping) and pd["services"]:
-        keys = {str(k): Secret(str(v)) for k, v in pd["services"].items()}
-        senders.append(PagerDutySender(keys, str(pd.get("url") or PAGERDUTY_URL)))
-        targets += [f"pagerduty:{name}" for name in keys]
-    hooks_raw = section.get("webhooks")
-    if isinstance(hooks_raw, Mapping) and hooks_raw:
-        hooks: dict[str, Webhook] = {}
-        for name, item in hooks_raw.items():
-            if not isinstance(item, Mapping) or not item.get("url"):
-                raise ValueError(f"pager.webhooks.{name}: needs a url")
-            secret = item.get("secret")
-            hooks[str(name)] = Webhook(str(item["url"]), Secret(str(secret)) if secret else None)
-        senders.append(WebhookSender(hooks))
-        targets += [f"webhook:{name}" for name in hooks]
+    if section.pagerduty.services:
+        senders.append(PagerDutySender(section.pagerduty.services, section.pagerduty.url or PAGERDUTY_URL))
+        targets += [f"pagerduty:{name}" for name in section.pagerduty.services]
+    if section.webhooks:
+        senders.append(WebhookSender(section.webhooks))
+        targets += [f"webhook:{name}" for name in section.webhooks]
     return senders, tuple(targets)

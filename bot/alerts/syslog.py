@@ -29,12 +29,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Annotated
 
 from bot.alerts.framing import Framer
 from bot.alerts.logline import parse_line, printable
 from bot.alerts.patterns import LogRuleSet
 from bot.alerts.signals import LogSignal, from_hits
 from bot.model import Host
+from bot.schema import PortOrAny, Range, Seconds
 
 _log = logging.getLogger(__name__)
 
@@ -47,33 +49,35 @@ class SyslogConfig:
     """Where to listen and how much to accept. A port of ``None`` disables it, 0 picks a free one."""
 
     bind: str = "127.0.0.1"
-    udp_port: int | None = 514
-    tcp_port: int | None = 514
-    tls_port: int | None = None  # ESXi's ssl:// default is 1514; needs tls_cert and tls_key
+    udp_port: PortOrAny | None = 514
+    tcp_port: PortOrAny | None = 514
+    tls_port: PortOrAny | None = None  # ESXi's ssl:// default is 1514; needs tls_cert and tls_key
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    max_line: int = 8192  # bytes; longer lines are dropped
-    rate: float = 2000.0  # lines per second per source, sustained
-    burst: float = 10000.0  # lines a source may send at once
-    max_sources: int = 10000  # rate-limit buckets kept; the oldest is forgotten beyond that
-    max_connections: int = 512
-    max_buffered_bytes: int = 16 * 1024 * 1024  # partial lines held over all connections
-    idle_timeout: float = 900.0  # seconds before a silent TCP connection is closed
-    signal_queue: int = 10000
-    max_connections_per_source: int = 16
-    first_line_timeout: float = 10.0  # seconds a new TCP connection has to deliver its first line
+    max_line: Annotated[int, Range(64, 1024 * 1024)] = 8192  # bytes; longer lines are dropped
+    rate: Annotated[float, Range(0.1, None)] = 2000.0  # lines per second per source, sustained
+    burst: Annotated[float, Range(1, None)] = 10000.0  # lines a source may send at once
+    max_sources: Annotated[int, Range(1, None)] = 10000  # rate-limit buckets kept; the oldest is forgotten
+    max_connections: Annotated[int, Range(1, None)] = 512
+    max_buffered_bytes: Annotated[int, Range(1024, None)] = 16 * 1024 * 1024  # partial lines, all connections
+    idle_timeout: Seconds = 900.0  # before a silent TCP connection is closed
+    signal_queue: Annotated[int, Range(1, None)] = 10000
+    max_connections_per_source: Annotated[int, Range(1, None)] = 16
+    first_line_timeout: Seconds = 10.0  # a new TCP connection has this long to deliver its first line
     trusted_relays: tuple[str, ...] = ()  # addresses or networks whose lines' hostnames are believed
+    enabled: bool = True  # the ``syslog`` section: false keeps the receiver off
+    rule_files: tuple[str, ...] = ()  # extra log rule files (YAML), relative to the config file
 
     def __post_init__(self) -> None:
+        if self.tls_port is not None and not (self.tls_cert and self.tls_key):
+            raise ValueError("tls_port needs tls_cert and tls_key")
         networks = []
         for entry in self.trusted_relays:
             try:
                 networks.append(ipaddress.ip_network(str(entry), strict=False))
             except ValueError:
-                raise ValueError(f"syslog.trusted_relays: {entry!r} is not an address or network") from None
+                raise ValueError(f"trusted_relays: {entry!r} is not an address or network") from None
         object.__setattr__(self, "trusted_relays", tuple(str(n) for n in networks))
-        if self.max_connections_per_source < 1 or self.max_connections < 1:
-            raise ValueError("syslog: max_connections and max_connections_per_source must be at least 1")
 
 
 def plain_address(address: str) -> str:

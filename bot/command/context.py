@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.command.auth import Role
 from bot.messages import Command, User
@@ -22,6 +23,7 @@ class Context:
     gate: ConfirmGate
     confirmed_by: User | None = None  # set when running after ``yes <token>``
     preview: bool = False  # True while building the confirmation preview
+    approved: Mapping[str, Any] | None = None  # after ``yes``: the plan the preview showed
 
     @property
     def user(self) -> User:

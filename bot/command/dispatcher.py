@@ -12,12 +12,13 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from bot.command.auth import Policy, Role
 from bot.command.context import Context
 from bot.command.grammar import BadArgument, closest, tokenize
 from bot.command.services import Services
-from bot.command.spec import CommandError, CommandSpec, bind
+from bot.command.spec import CommandError, CommandSpec, Handler, bind
 from bot.messages import Command, Confirm, Reply, Style, Text, User
 from bot.store.confirmations import Proposal
 
@@ -108,6 +109,8 @@ class Dispatcher:
             args, kwargs = await bind(spec, ctx, words)
             if spec.confirm and ctx.confirmed_by is None:
                 return await self._propose(spec, ctx, args, kwargs, ref)
+            if ctx.approved is not None and spec.preview is not None:
+                await self._recheck(spec.preview, ctx, args, kwargs)
             reply = await spec.handler(ctx, *args, **kwargs)
         except BadArgument as exc:
             await self._audit(command, spec.name, "bad-arguments", str(exc), ref)
@@ -119,6 +122,21 @@ class Dispatcher:
         detail = f"confirmed by {ctx.confirmed_by.id}" if ctx.confirmed_by else None
         await self._audit(command, spec.name, outcome, detail, ref)
         return reply
+
+    async def _recheck(
+        self, preview: Handler, ctx: Context, args: list[object], kwargs: dict[str, object]
+    ) -> None:
+        """After ``yes``: the pre-checks again, and the plan they give must be the one shown."""
+        again = await preview(replace(ctx, preview=True), *args, **kwargs)
+        if not again.ok:
+            raise CommandError(f"Refused, nothing was done: {again.summary}")
+        changes = plan_changes(ctx.approved or {}, again.data.get("plan") or {})
+        if changes:
+            raise CommandError(
+                "Refused, nothing was done: the plan changed since the preview: "
+                + "; ".join(changes)
+                + ". Run the command again to see the new plan."
+            )
 
     async def _propose(
         self, spec: CommandSpec, ctx: Context, args: list[object], kwargs: dict[str, object], ref: str
@@ -144,6 +162,7 @@ class Dispatcher:
             expires_at=now + timedelta(seconds=settings.confirm_ttl),
             second_person=settings.auth.two_person,
             state="pending",
+            plan=preview.data.get("plan"),
         )
         await self.services.store.confirmations.create(proposal)
         await self._audit(ctx.command, spec.name, "confirm-pending", f"token {token}", ref)
@@ -233,6 +252,7 @@ class _Gate:
             services=self._d.services,
             gate=_Gate(self._d, original, role),
             confirmed_by=user,
+            approved=proposal.plan,
         )
         return await self._d._run(spec, ctx, tokenize(proposal.text)[1:], new_ref())
 
@@ -249,3 +269,16 @@ class _Gate:
             summary=f"Dropped `{proposal.text}`.",
             blocks=(Text(f"Dropped `{proposal.text}`.", Style.WARNING),),
         )
+
+
+def plan_changes(shown: Mapping[str, Any], now: Mapping[str, Any], path: str = "") -> list[str]:
+    """What differs between two plans, as ``where: before → after`` phrases."""
+    changes: list[str] = []
+    for key in sorted(set(shown) | set(now)):
+        where = f"{path}.{key}" if path else str(key)
+        before, after = shown.get(key), now.get(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            changes += plan_changes(before, after, where)
+        elif before != after:
+            changes.append(f"{where}: {before} → {after}")
+    return changes

@@ -9,22 +9,23 @@ the note on every ``check`` card and the loop that turns the fleet's state into 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from bot.alerts.engine import AlertEngine
 from bot.alerts.vcenter_signals import StateTracker
 from bot.builds import BuildCatalog
 from bot.clock import Clock
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.demo.bmc import DemoBmc
 from bot.demo.fleet import DemoFleet
 from bot.demo.host_ops import DemoHostOps
 from bot.inventory.demo import demo_inventory
 from bot.messages import Block, Style, Text
 from bot.model import Host
+from bot.schema import Range, parse
 from bot.store.subscriptions import SubscriptionRepo
 
 log = logging.getLogger(__name__)
@@ -52,27 +53,12 @@ More: `shutdown esx02` (through its BMC), `power on esx02`, `maintenance enter e
 class DemoSettings:
     """The ``demo_fleet`` section: ``step`` (seconds one simulated step takes), ``state_file``."""
 
-    step: float = STEP
+    step: Annotated[float, Range(0.01, 60)] = STEP
     state_file: str = STATE_FILE
 
     @classmethod
     def from_mapping(cls, raw: Any) -> DemoSettings:
-        if raw is None:
-            return cls()
-        if not isinstance(raw, Mapping):
-            raise ConfigError("demo_fleet: expected a mapping")
-        unknown = sorted(set(raw) - {"step", "state_file"})
-        if unknown:
-            raise ConfigError(
-                f"demo_fleet: unknown setting(s) {', '.join(map(str, unknown))} (step, state_file)"
-            )
-        try:
-            step = float(raw.get("step", STEP))
-        except (TypeError, ValueError):
-            raise ConfigError("demo_fleet.step: expected a number of seconds") from None
-        if not 0 < step <= 60:
-            raise ConfigError("demo_fleet.step: must be more than 0 and at most 60 seconds")
-        return cls(step=step, state_file=str(raw.get("state_file", STATE_FILE)))
+        return parse(cls, raw, "demo_fleet")
 
 
 class DemoWorld:

@@ -1,21 +1,22 @@
 """Static inventory files (YAML or JSON): a list of hosts, or ``{"hosts": [...]}``.
 
-Only ``name`` and ``build`` (or ``version``) are required. Anything missing is unknown, not false;
-unknown fields are kept in ``Host.extra``. Errors name the file, the host and the field.
+Only ``name`` and ``build`` (or ``version``) are required. Anything missing is unknown, not false. An
+unknown field is an error (a typo must not silently mean "unknown"); free-form data goes under
+``labels:`` (a mapping, kept in ``Host.extra``). Errors name the file, the host and the field; files
+are read with the bounds of ``bot.schema.load_yaml`` (size, depth, aliases, UTF-8).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.builds import BuildCatalog
 from bot.model import FEATURES, BootDevice, BootKind, ConnectionState, FeatureFact, Host, PowerState
+from bot.schema import ConfigError, did_you_mean, load_yaml, show
 
 BuildLookup = Callable[[int], tuple[str | None, str | None] | None]  # build → (version, release name)
 
@@ -45,7 +46,9 @@ KNOWN = {
     "features",
     "ad_joined",
     "usb_controller_vms",
+    "labels",
 }
+MAX_BUILD = 999_999_999  # ESXi builds have eight digits today
 
 
 class InventoryError(ValueError):
@@ -67,6 +70,7 @@ def _boot(value: Any, where: str) -> BootDevice:
         value = {"kind": value}
     if not isinstance(value, Mapping):
         raise InventoryError(f"{where}: expected a kind (usb, sd, disk, …) or a mapping")
+    _refuse_unknown(value, ("kind", "device", "adapter", "driver", "override"), where)
     kind_word = str(value.get("kind", "unknown")).strip().lower()
     try:
         kind = BootKind(kind_word)
@@ -144,6 +148,13 @@ def _time(value: Any, where: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _refuse_unknown(entry: Mapping[Any, Any], known: Iterable[str], where: str) -> None:
+    for key in entry:
+        if str(key) not in known:
+            hint = did_you_mean(str(key), known)
+            raise InventoryError(f"{where}.{key}: unknown field{hint}; free-form data goes under labels:")
+
+
 def parse_host(entry: Any, where: str, lookup: BuildLookup | None = None) -> Host:
     if not isinstance(entry, Mapping):
         raise InventoryError(f"{where}: each host must be a mapping with at least a name")
@@ -151,12 +162,18 @@ def parse_host(entry: Any, where: str, lookup: BuildLookup | None = None) -> Hos
     if not name:
         raise InventoryError(f"{where}: missing name")
     where = f"{where} ({name})"
+    _refuse_unknown(entry, KNOWN, where)
     build: int | None = None
     if entry.get("build") is not None:
+        raw = entry["build"]
         try:
-            build = int(str(entry["build"]).strip().removeprefix("build-"))
+            if isinstance(raw, bool) or not isinstance(raw, int | str):
+                raise ValueError(raw)
+            build = int(str(raw).strip().removeprefix("build-"))
         except ValueError:
-            raise InventoryError(f"{where}.build: not a build number: {entry['build']!r}") from None
+            raise InventoryError(f"{where}.build: not a build number: {show(raw)}") from None
+        if not 0 < build <= MAX_BUILD:
+            raise InventoryError(f"{where}.build: {build} is not a build number (1 to {MAX_BUILD})")
     version = _str(entry.get("version"), f"{where}.version")
     if build is None and version is None:
         raise InventoryError(f"{where}: needs a build or a version")
@@ -173,7 +190,10 @@ def parse_host(entry: Any, where: str, lookup: BuildLookup | None = None) -> Hos
     vm_count = entry.get("vm_count")
     if vm_count is not None and (isinstance(vm_count, bool) or not isinstance(vm_count, int)):
         raise InventoryError(f"{where}.vm_count: expected a whole number")
-    extra = {k: v for k, v in entry.items() if k not in KNOWN}
+    labels = entry.get("labels") or {}
+    if not isinstance(labels, Mapping):
+        raise InventoryError(f"{where}.labels: expected a mapping of free-form data")
+    extra: dict[str, Any] = {str(k): v for k, v in labels.items()}
     if isinstance(entry.get("boot_device"), Mapping) and entry["boot_device"].get("override"):
         extra["boot_device_override"] = True
     return Host(
@@ -224,16 +244,23 @@ def parse_inventory(data: Any, source: str, lookup: BuildLookup | None = None) -
 
 def load_inventory(path: str | Path, lookup: BuildLookup | None = None) -> list[Host]:
     p = Path(path)
+    if p.suffix.lower() != ".json":
+        try:
+            return parse_inventory(load_yaml(p), str(p), lookup)
+        except ConfigError as exc:
+            raise InventoryError(str(exc)) from None
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8")
     except OSError as exc:
         raise InventoryError(f"{p}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
-        raise InventoryError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+        raise InventoryError(f"{p}: not UTF-8 text (bad byte at offset {exc.start})") from None
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InventoryError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}") from None
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InventoryError(f"{p}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InventoryError(f"{p}: nested too deeply") from None
     return parse_inventory(data, str(p), lookup)
 
 

@@ -22,12 +22,23 @@ from bot.model import Fix, Host, Release, Verdict
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.matching import Outcome, ReleaseMatches, match_release
 from bot.releases.sources.release_notes import parse_notes
+from bot.schema import Seconds
 from bot.store.release_records import ReleaseRepo
 
 log = logging.getLogger(__name__)
 
 MATTERS = (Verdict.AFFECTED, Verdict.POSSIBLY_AFFECTED)
 SOAK = timedelta(days=14)  # a release younger than this is "fresh": patch asks for --fresh
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSettings:
+    """The ``releases`` section: ``soak``, how long a new release counts as too young to patch to
+    without ``--fresh`` (``0`` turns it off)."""
+
+    soak: Seconds = 14 * 86400.0
+
+
 HOSTS_NAMED = 5  # past this many hosts a line says "and N more"
 FIXES_LISTED = 12  # a notification lists this many fixes, then counts the rest
 

@@ -4,9 +4,10 @@
 their outbox delivery and the background loops (vCenter watchers, release polling, alert timers,
 syslog) in one ``asyncio.TaskGroup``; ``App.close`` tears down in reverse order.
 
-Sub-systems are configured by sections of the YAML file that land in ``settings.extra``:
-``sources``, ``match_rules``, ``alerts``, ``oncall``, ``pager``, ``syslog``, ``bmcs``, ``jobs``
-(advisory sources are ``sources`` entries of the kinds ``vmsa-list``, ``vmsa``, ``cve``, ``kev``).
+Sub-systems are configured by sections of the YAML file (``sources``, ``match_rules``, ``alerts``,
+``oncall``, ``pager``, ``syslog``, ``bmcs``, ``jobs``, ``releases``, ``demo_fleet``; advisory sources
+are ``sources`` entries of the kinds ``vmsa-list``, ``vmsa``, ``cve``, ``kev``), each parsed by its own
+schema in ``bot/runtime/sections.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bot.actions.bmc import BmcDirectory
 from bot.actions.job_settings import JobSettings
 from bot.actions.runner import HEARTBEAT, ORPHANED_AFTER, JobRunner
 from bot.advisories.poller import AdvisoryPoller
@@ -29,7 +29,7 @@ from bot.alerts.engine import AlertEngine
 from bot.alerts.intake import EngineConfig
 from bot.alerts.log_scan import HostIndex
 from bot.alerts.oncall import parse_oncall
-from bot.alerts.pager import senders_from_extra
+from bot.alerts.pager import pager_senders
 from bot.alerts.patterns import load_rules
 from bot.alerts.syslog import SyslogConfig, SyslogReceiver
 from bot.alerts.vcenter import VCenterAlertWatcher
@@ -45,7 +45,6 @@ from bot.command.spec import CommandSpec, registry
 from bot.config import ConfigError, Settings
 from bot.demo.events import DemoEvents
 from bot.demo.world import DemoWorld
-from bot.durations import parse_duration
 from bot.inventory.demo import demo_inventory
 from bot.inventory.merged import Inventory, MergedInventory, StaticInventory, find_host
 from bot.inventory.static_file import build_lookup, load_inventory
@@ -53,13 +52,15 @@ from bot.messages import Command, Reply
 from bot.model import Host, Release
 from bot.releases.fix_hint import BootFixHint
 from bot.releases.match_rules import MatchRuleSet
-from bot.releases.service import SOAK, ReleaseAnnouncer, ReleaseService, bundled_releases
+from bot.releases.service import ReleaseAnnouncer, ReleaseService, bundled_releases
 from bot.releases.sources.fetch import Fetcher
-from bot.releases.sources.poller import SourcePoller, parse_sources
+from bot.releases.sources.poller import SourcePoller
 from bot.runtime.leader import Leadership, SingleInstance, open_leadership, run_while_leader
 from bot.runtime.logconfig import Correlation
 from bot.runtime.metrics import Metrics
+from bot.runtime.sections import read_sections
 from bot.runtime.web import Health, WebConfig, serve
+from bot.schema import parse
 from bot.store.advisory_records import AdvisoryRepo
 from bot.store.alert_records import HandledEventRepo
 from bot.store.job_records import JobRepo
@@ -81,61 +82,25 @@ DEMO_POLICY = {"console:*": "admin"}
 Loop = Callable[[], Coroutine[Any, Any, None]]
 
 
-def release_soak(section: Mapping[str, Any]) -> timedelta:
-    """``releases: {soak: 14d}``: how long a new release counts as too young to patch to (0 turns it off)."""
-    unknown = sorted(set(section) - {"soak"})
-    if unknown:
-        raise ConfigError(f"releases: unknown key {unknown[0]!r} (known: soak)")
-    raw = section.get("soak")
-    if raw is None:
-        return SOAK
-    if str(raw).strip() in ("0", "0d", "off"):
-        return timedelta(0)
-    try:
-        return parse_duration(str(raw))
-    except ValueError:
-        raise ConfigError(f"releases.soak: {raw!r} is not a duration (examples: 14d, 72h, 0)") from None
-
-
 def make_policy(settings: Settings) -> Policy:
-    roles = dict(settings.auth.roles)
+    roles: dict[str, str] = dict(settings.auth.roles)
     if settings.demo_mode and not roles:
         roles = DEMO_POLICY  # the demo's console user may try everything; demo hosts are not real
     return Policy.from_config(roles, settings.auth.default_role)
-
-
-def _section(settings: Settings, name: str, kind: type) -> Any:
-    value = settings.extra.get(name)
-    if value is None:
-        return kind()
-    if not isinstance(value, kind):
-        raise ConfigError(f"{name}: expected a {'list' if kind is list else 'mapping'}")
-    return value
 
 
 def _paths(settings: Settings, values: Sequence[Any]) -> list[Path]:
     return [settings.resolve(str(v)) for v in values]
 
 
-def syslog_config(section: Mapping[str, Any], settings: Settings) -> SyslogConfig | None:
-    if not section or not section.get("enabled", True):
-        return None
-    known = set(SyslogConfig.__dataclass_fields__)
-    unknown = sorted(set(section) - known - {"enabled", "rule_files"})
-    if unknown:
-        raise ConfigError(f"syslog: unknown setting(s) {', '.join(unknown)}")
-    values = {k: v for k, v in section.items() if k in known}
-    for key in ("tls_cert", "tls_key"):
-        if values.get(key):
-            values[key] = settings.resolve(str(values[key]))
-    relays = values.get("trusted_relays", ())
-    if not isinstance(relays, list | tuple):
-        raise ConfigError("syslog.trusted_relays: expected a list of addresses or networks")
-    values["trusted_relays"] = tuple(str(r) for r in relays)
-    try:
-        return SyslogConfig(**values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
+def syslog_config(config: SyslogConfig, settings: Settings) -> SyslogConfig:
+    """TLS files relative to the config file."""
+    cert, key = config.tls_cert, config.tls_key
+    return replace(
+        config,
+        tls_cert=settings.resolve(str(cert)) if cert else None,
+        tls_key=settings.resolve(str(key)) if key else None,
+    )
 
 
 def _simulated(settings: Settings, inventory: Inventory | None) -> bool:
@@ -197,8 +162,10 @@ class App:
             specs = (*ALL, *DEMO) if simulated else ALL
         if settings.demo and settings.hardware:
             raise ConfigError(
-                f"demo: true cannot be combined with {', '.join(settings.hardware)}: demo mode makes every "
-                "console user an admin over made-up hosts. Remove `demo`, or those settings."
+                "demo",
+                f"true cannot be combined with {', '.join(settings.hardware)}: demo mode makes every console "
+                "user an admin over made-up hosts. Remove `demo`, or those settings.",
+                settings.config_file or "settings",
             )
         clock = clock or SystemClock()
         demo = DemoWorld.create(settings, clock) if simulated else None
@@ -224,7 +191,18 @@ class App:
         if correlation is not None:
             app.correlation = correlation
         app.dispatcher.on_outcome = app.metrics.command
+        app.record_metrics()
         return app
+
+    def record_metrics(self) -> None:
+        """The producers report where things happen: polls, refreshes, reconnects, job outcomes."""
+        if self.poller is not None:
+            self.poller.on_poll = self.metrics.source_poll
+        for vc in self.vcenters:
+            vc.on_refresh = self.metrics.inventory_refreshed
+            vc.on_reconnect = partial(self.metrics.reconnect, "vcenter")
+        if self.services.jobs is not None:
+            self.services.jobs.on_outcome = self.metrics.job
 
     @property
     def database_url(self) -> str:
@@ -247,6 +225,7 @@ class App:
         demo: DemoWorld | None = None,
     ) -> App:
         commands = registry(specs)  # first: a bad command table must fail before anything is opened
+        sections = read_sections(settings)
         catalog = BuildCatalog.bundled()
         if demo is not None:
             inventory = demo.fleet
@@ -274,35 +253,35 @@ class App:
 
         releases = ReleaseService(
             catalog,
-            MatchRuleSet.load(_paths(settings, _section(settings, "match_rules", list))),
+            MatchRuleSet.load(_paths(settings, sections.match_rules)),
             live,
             repo=ReleaseRepo(db),
             bundled=bundled_releases() if settings.demo_mode else (),
-            soak=release_soak(_section(settings, "releases", dict)),
+            soak=timedelta(seconds=sections.releases.soak),
         )
         hint = BootFixHint(releases)
-        alerts_section = settings.extra.get("alerts")
-        oncall_section = settings.extra.get("oncall")
-        if demo is not None:
-            alerts_section = {**demo.alert_defaults(), **(alerts_section or {})}
-            oncall_section = oncall_section or demo.oncall_defaults(settings.console_user)
-        alert_config = EngineConfig.from_extra(alerts_section)
-        senders, targets = senders_from_extra(settings.extra.get("pager"))
+        alert_config, oncall = sections.alerts, sections.oncall
+        if demo is not None:  # the demo pages "you" and waits out a simulated reboot; config still wins
+            wanted = {**demo.alert_defaults(), **(settings.extra.get("alerts") or {})}
+            alert_config = parse(EngineConfig, wanted, "alerts")
+            if settings.extra.get("oncall") is None:
+                oncall = parse_oncall(demo.oncall_defaults(settings.console_user))
+        senders, targets = pager_senders(sections.pager)
         engine = AlertEngine(
             db,
             outbox,
             clock,
             hosts=lambda name: find_host(live.hosts(), name),
-            policy=parse_oncall(oncall_section),
+            policy=oncall,
             config=replace(alert_config, forward_to=alert_config.forward_to + targets),
             fix_hint=hint,
         )
-        jobs_section = _section(settings, "jobs", dict)
         actions: dict[str, HostOps] = {vc.name: HostActions(door_for(vc), clock) for vc in vcenters}
-        bmcs = BmcDirectory.from_mappings(_section(settings, "bmcs", list))
+        bmcs, job_settings = sections.bmcs, sections.jobs
         if demo is not None:  # the simulated hosts answer host operations; their BMCs are internal
             actions, bmcs = {"demo": demo.ops}, demo.bmc.directory()
-            jobs_section = {**demo.job_defaults(), **jobs_section}
+            wanted_jobs = {**demo.job_defaults(), **(settings.extra.get("jobs") or {})}
+            job_settings = parse(JobSettings, wanted_jobs, "jobs")
         runner = JobRunner(
             JobRepo(db),
             outbox,
@@ -311,12 +290,9 @@ class App:
             actions=actions,
             lifecycle={vc.name: Lifecycle(vc.endpoint, clock) for vc in vcenters},
             bmcs=bmcs,
-            settings=JobSettings.from_mapping(jobs_section),
+            settings=job_settings,
         )
-        raw_sources = settings.extra.get("sources")
-        sources = parse_sources(
-            raw_sources if raw_sources == "public" else _section(settings, "sources", list)
-        )
+        sources = sections.sources
         fetcher = Fetcher.create() if sources else None
         announcer = ReleaseAnnouncer(releases, outbox)
 
@@ -346,11 +322,12 @@ class App:
             if fetcher is not None
             else None
         )
-        syslog_section = _section(settings, "syslog", dict)
         receiver = None
-        if (cfg := syslog_config(syslog_section, settings)) is not None:
-            rules = load_rules(_paths(settings, syslog_section.get("rule_files", []) or []))
-            receiver = SyslogReceiver(cfg, rules, HostResolver(live, clock), engine.ingest_log)
+        if sections.syslog is not None:
+            rules = load_rules(_paths(settings, sections.syslog.rule_files))
+            receiver = SyslogReceiver(
+                syslog_config(sections.syslog, settings), rules, HostResolver(live, clock), engine.ingest_log
+            )
         events = None
         if demo is not None:
             events = DemoEvents(

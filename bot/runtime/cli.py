@@ -32,6 +32,7 @@ from bot.releases.match_rules import MatchRuleError
 from bot.releases.offline_cli import match_notes, notes_parse, sources_poll_once
 from bot.releases.sources.poller import RELEASE_KINDS
 from bot.runtime.logconfig import Correlation, Redactor, configure, secret_values
+from bot.runtime.sections import effective_settings, read_sections
 from bot.runtime.version import describe
 from bot.store.sql.base import StoreError
 from bot.vsphere.dump import dump_inventory
@@ -42,8 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("esxbot")
 
 
-def setup_logging(settings: Settings, correlation: Correlation, *, quiet: bool = False) -> None:
-    """Redacted (every configured secret), correlated log lines; JSON when ``log_json`` is set.
+def setup_logging(
+    settings: Settings, correlation: Correlation, *, quiet: bool = False, also: object = None
+) -> None:
+    """Redacted (every configured secret, ``also``'s too), correlated log lines; JSON with ``log_json``.
 
     ``quiet`` (one-shot commands): INFO chatter is dropped unless a level was chosen explicitly.
     """
@@ -53,7 +56,7 @@ def setup_logging(settings: Settings, correlation: Correlation, *, quiet: bool =
     configure(
         level=level,
         json_lines=settings.log_json,
-        redactor=Redactor(secret_values(settings)),
+        redactor=Redactor(secret_values((settings, also))),
         correlation=correlation,
     )
 
@@ -72,6 +75,7 @@ def chat_adapters(app: App) -> list[ChatAdapter]:
                 clock=clock,
                 mutating=app.dispatcher.is_mutating,
                 stale_after=settings.stale_command_age,
+                http_host=settings.slack.http_host,
             )
         )
     if settings.matrix.enabled:
@@ -178,10 +182,24 @@ class VersionAction(argparse.Action):
         parser.exit()
 
 
+class _Parsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Every subcommand also takes ``--config``, so it works before or after the subcommand."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parsed: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        parsed.register("action", "parsers", _Parsers)
+        parsed.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+        return parsed
+
+
+CONFIG_HELP = "YAML settings file (environment ESXBOT_* and .env override it)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="esxbot", description="ChatOps bot for VMware ESXi fleets")
     p.add_argument("--version", action=VersionAction, nargs=0, help="print the version and git commit")
-    p.add_argument("--config", help="YAML settings file (environment ESXBOT_* and .env override it)")
+    p.register("action", "parsers", _Parsers)
+    p.add_argument("--config", help=CONFIG_HELP)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("run", help="run the bot (console demo when no chat platform is configured)")
     say = sub.add_parser("say", help="run one chat command as the console user and print the reply")
@@ -235,6 +253,9 @@ def parser() -> argparse.ArgumentParser:
     )
     dump = inventory.add_parser("dump", help="print what the configured vCenters report")
     dump.add_argument("--json", action="store_true")
+
+    config = sub.add_parser("config", help="settings").add_subparsers(dest="config_cmd", required=True)
+    config.add_parser("check", help="validate the settings and print them with secrets redacted")
     return p
 
 
@@ -248,12 +269,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
+        sections = read_sections(settings)
     except ConfigError as exc:
         print(f"esxbot: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.cmd == "config":
+        print(effective_settings(settings, sections), end="")
+        return 0
     correlation = Correlation()
     console = not (settings.slack.enabled or settings.matrix.enabled)
-    setup_logging(settings, correlation, quiet=args.cmd != "run" or console)
+    setup_logging(settings, correlation, quiet=args.cmd != "run" or console, also=sections)
     try:
         if args.cmd == "run":
             return asyncio.run(_run(settings, correlation))

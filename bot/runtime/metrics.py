@@ -67,6 +67,12 @@ class Metrics:
             "esxbot_chat_transport_activity_age_seconds", "Seconds since the transport last proved alive",
             ["platform"], registry=r,
         )  # fmt: skip
+        self._jobs = Counter(
+            "esxbot_jobs",
+            "Host-action jobs that ended, by kind and final state",
+            ["kind", "state"],
+            registry=r,
+        )
         self._leader = Gauge("esxbot_leader", "1 while this instance is the leader", registry=r)
         self._ready = Gauge("esxbot_ready", "1 while /readyz answers ready", registry=r)
 
@@ -92,6 +98,9 @@ class Metrics:
         self._transport_ready.labels(platform=health.platform).set(1 if ready else 0)
         if health.last_activity_age is not None:
             self._transport_age.labels(platform=health.platform).set(health.last_activity_age)
+
+    def job(self, kind: str, state: str) -> None:
+        self._jobs.labels(kind=kind, state=state).inc()
 
     def role(self, leader: bool) -> None:
         self._leader.set(1 if leader else 0)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.clock import from_epoch, to_epoch
 from bot.store.sql.base import Database, Row
@@ -22,6 +25,7 @@ class Proposal:
     state: str  # pending, accepted, declined, expired
     decided_by: str | None = None
     message_id: str | None = None
+    plan: Mapping[str, Any] | None = None  # what the preview showed; ``yes`` runs exactly this
 
 
 def _proposal(r: Row) -> Proposal:
@@ -37,6 +41,7 @@ def _proposal(r: Row) -> Proposal:
         state=r["state"],
         decided_by=r["decided_by"],
         message_id=r["message_id"],
+        plan=json.loads(r["plan"]) if r["plan"] else None,
     )
 
 
@@ -47,7 +52,7 @@ class ConfirmationRepo:
     async def create(self, p: Proposal) -> None:
         await self._db.execute(
             "INSERT INTO confirmations (token, user_id, conversation, command, text, created_at,"
-            " expires_at, second_person, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            " expires_at, second_person, state, plan) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
             (
                 p.token,
                 p.user_id,
@@ -57,6 +62,7 @@ class ConfirmationRepo:
                 to_epoch(p.created_at),
                 to_epoch(p.expires_at),
                 int(p.second_person),
+                json.dumps(p.plan, sort_keys=True) if p.plan is not None else None,
             ),
         )
 

@@ -23,6 +23,7 @@ import asyncio
 import http.client
 import logging
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -109,6 +110,9 @@ class VSphere:
         self._stopping = False
         self._host_callbacks: list[HostsCallback] = []
         self._events: tuple[EventsCallback, EventFeed] | None = None
+        self.on_refresh: Callable[[str, float, int], None] | None = None  # (vCenter, seconds, hosts)
+        self.on_reconnect: Callable[[str], None] | None = None  # a session logged in again
+        self._reconnects_seen = 0
         if endpoint.insecure:
             log.warning("vCenter %s: TLS certificate verification is DISABLED (insecure: true)", self.name)
 
@@ -241,9 +245,23 @@ class VSphere:
 
     async def refresh(self) -> tuple[Host, ...]:
         """One full retrieval now; raises on errors (``run`` is the one that survives them)."""
-        hosts = await self._call(self._refresh_sync)
+        started = time.perf_counter()
+        try:
+            hosts = await self._call(self._refresh_sync)
+        finally:
+            self._count_logins()
+        if self.on_refresh is not None:
+            self.on_refresh(self.name, time.perf_counter() - started, len(hosts))
         self._publish(hosts)
         return hosts
+
+    def _count_logins(self) -> None:
+        """Every login after the first is a reconnect; tell ``on_reconnect`` about the new ones."""
+        reconnects = max(0, self._session.logins - 1)
+        if self.on_reconnect is not None:
+            for _ in range(reconnects - self._reconnects_seen):
+                self.on_reconnect(self.name)
+        self._reconnects_seen = reconnects
 
     def _watch_step(self, watch: Watch) -> tuple[Host, ...] | None:
         return watch.snapshot.hosts(self.name, self._release) if watch.next(self._wait_seconds) else None
@@ -282,3 +300,6 @@ class VSphere:
         self._stopping = True
         await self._call(self._session.close)
         await asyncio.to_thread(self._executor.shutdown, True)
+        # a call still running during the logout (a cancelled watch) may have logged in again or
+        # pooled its connection; no thread is left now, so this second close drops what remains
+        await asyncio.to_thread(self._session.close)

@@ -92,6 +92,7 @@ class Session:
         self._si: Any = None
         self._content: Any = None
         self._kept: dict[str, MoRef] = {}
+        self.logins = 0  # every one after the first is a reconnect (outage, vCenter restart)
 
     @property
     def content(self) -> Any:
@@ -118,6 +119,8 @@ class Session:
     def login(self) -> None:
         """(Re)connect and log in; checks the pin first on a raw connection."""
         self._drop()
+        if self._si is not None:  # a re-login (session expired, vCenter restarted): its sockets go too
+            self._si._stub.DropConnections()
         conn = self._open()  # raises PinMismatch / SSLError / OSError before any password is sent
         self._release(conn)
         ep = self.endpoint
@@ -134,6 +137,7 @@ class Session:
         content = si.RetrieveContent()
         with self._lock:
             self._si, self._content, self._kept = si, content, {}
+            self.logins += 1
 
     def close(self) -> None:
         si, self._si, self._content, self._kept = self._si, None, None, {}

@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from bot.builds import BuildCatalog
 from bot.clock import Clock
@@ -32,6 +32,7 @@ from bot.releases.sources.depot import DepotError, DepotReader
 from bot.releases.sources.fetch import Backoff, Fetcher, FetchError, FetchResult
 from bot.releases.sources.json_catalog import parse_catalog
 from bot.releases.sources.release_notes import parse_notes
+from bot.schema import DURATION, ConfigError, Range, Via, parse, show
 from bot.store.release_records import ReleaseRepo, SourceState
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,22 @@ class SourceConfig:
     name: str
     kind: SourceKind
     url: str
-    interval: float = 3600.0  # seconds between polls
+    interval: Annotated[float, DURATION, Range(60, None)] = 3600.0  # seconds between polls
     enabled: bool = True
     follow_links: bool = True  # atom: fetch each new entry's link as a notes page
-    token: SecretRef | None = None  # depot: the download token that replaces {token} in the URL
+    # depot: the download token that replaces {token} in the URL
+    token: Annotated[SecretRef | None, Via(SecretRef.optional, SecretRef.FORM)] = None
     segment: str = "VC"  # vmsa-list: the API's segment (VC = VMware Cloud Foundation / vSphere)
-    page_size: int = 100  # vmsa-list: rows per page
+    page_size: Annotated[int, Range(1, 1000)] = 100  # vmsa-list: rows per page
+
+    def __post_init__(self) -> None:
+        local = self.kind is SourceKind.DEPOT and self.url.startswith(("file://", "/"))
+        if not self.url.startswith(("http://", "https://")) and not local:
+            raise ValueError(f"url must be http(s) (a depot may also be a local path): {self.url[:80]!r}")
+        if self.token is not None and self.kind is not SourceKind.DEPOT:
+            raise ValueError("only a depot source takes a token")
+        if "{token}" in self.url and self.token is None:
+            raise ValueError("the url holds {token}: add token: env:VAR or file:/path")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +106,7 @@ def public_preset(entry: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     CISA's KEV catalog, and the depot when a token is given."""
     unknown = sorted(set(entry) - {"preset", "token", "mirror", "interval"})
     if unknown:
-        raise ValueError(f"{where}: unknown key {unknown[0]!r} for preset public (token, mirror, interval)")
+        raise ConfigError(f"{where}.{unknown[0]}", "unknown key for preset public (token, mirror, interval)")
     mirror = str(entry.get("mirror") or "").rstrip("/")
 
     def at(url: str) -> str:
@@ -130,55 +141,34 @@ def _expanded(entries: Iterable[Any] | str) -> list[tuple[str, Mapping[str, Any]
         if entry == "public":
             entry = {"preset": "public"}
         if not isinstance(entry, Mapping):
-            raise ValueError(f"{where}: expected a mapping with kind and url, or the word public")
+            problem = f"expected a mapping with kind and url, or the word public; got {show(entry)}"
+            raise ConfigError(where, problem)
         if "preset" in entry:
             if entry["preset"] != "public":
-                raise ValueError(f"{where}: unknown preset {entry['preset']!r} (known: public)")
+                problem = f"unknown preset {show(entry['preset'])} (known: public)"
+                raise ConfigError(f"{where}.preset", problem)
             out += [(f"{where} (preset public)", item) for item in public_preset(entry, where)]
         else:
             out.append((where, entry))
     return out
 
 
-def parse_sources(entries: Iterable[Any] | str) -> list[SourceConfig]:
-    """Config entries (mappings, or ``public``) → sources; raises ValueError naming the bad entry."""
+def parse_sources(entries: Any) -> list[SourceConfig]:
+    """The ``sources`` section (a list, or ``public``); ``ConfigError`` names the entry and the key."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list | tuple | str):
+        raise ConfigError("sources", f"expected a list, got {show(entries)}")
     sources: list[SourceConfig] = []
     for where, entry in _expanded(entries):
-        try:
-            kind = SourceKind(str(entry["kind"]))
-            url = str(entry["url"])
-        except (KeyError, ValueError) as exc:
-            kinds = ", ".join(k.value for k in SourceKind)
-            raise ValueError(f"{where}: needs kind ({kinds}) and url: {exc}") from exc
-        local = kind is SourceKind.DEPOT and url.startswith(("file://", "/"))
-        if not url.startswith(("http://", "https://")) and not local:
-            raise ValueError(f"{where}: url must be http(s) (a depot may also be a local path): {url!r}")
-        token: SecretRef | None = None
-        if entry.get("token") is not None:
-            if kind is not SourceKind.DEPOT:
-                raise ValueError(f"{where}: only a depot source takes a token")
-            token = SecretRef.parse(str(entry["token"]))
-        if "{token}" in url and token is None:
-            raise ValueError(f"{where}: the url holds {{token}}: add token: env:VAR or file:/path")
-        interval = float(entry.get("interval", 3600))
-        if interval < 60:
-            raise ValueError(f"{where}: interval must be at least 60 seconds")
-        name = str(entry.get("name") or f"{kind.value}:{url}")
-        if any(s.name == name for s in sources):
-            raise ValueError(f"{where}: duplicate source name {name!r}")
-        sources.append(
-            SourceConfig(
-                name,
-                kind,
-                url,
-                interval,
-                bool(entry.get("enabled", True)),
-                bool(entry.get("follow_links", True)),
-                token=token,
-                segment=str(entry.get("segment", "VC")),
-                page_size=int(entry.get("page_size", 100)),
-            )
-        )
+        raw = {"name": "", **entry}
+        source = parse(SourceConfig, raw, where)
+        if not source.name:
+            source = replace(source, name=f"{source.kind.value}:{source.url}")
+        if any(s.name == source.name for s in sources):
+            raise ConfigError(f"{where}.name", f"duplicate source name {source.name!r}")
+        sources.append(source)
+    return sources
     return sources
 
 
@@ -217,6 +207,7 @@ class SourcePoller:
         self._backoff = backoff or Backoff()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._depot = DepotReader(fetcher, repo)
+        self.on_poll: Callable[[str, str], None] | None = None  # (source, ok|not-modified|error): metrics
 
     async def restore(self) -> int:
         """Teach the build catalog every release stored by earlier runs; returns how many."""
@@ -254,6 +245,13 @@ class SourcePoller:
 
     async def poll(self, source: SourceConfig) -> PollReport:
         """One conditional GET and, unless 304, one parse; never raises for source trouble."""
+        report = await self._poll(source)
+        if self.on_poll is not None:
+            result = "error" if report.error else "not-modified" if report.not_modified else "ok"
+            self.on_poll(source.name, result)
+        return report
+
+    async def _poll(self, source: SourceConfig) -> PollReport:
         state = await self._repo.state(source.name)
         if source.kind is SourceKind.DEPOT:
             return await self._poll_depot(source, state)
