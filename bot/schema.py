@@ -353,7 +353,10 @@ def load_yaml(path: str | Path) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError("", f"not UTF-8 text (bad byte at offset {exc.start})", str(p)) from None
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)  # the reader refuses control characters already here
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"not valid YAML: {_first_line(exc)}", str(p)) from None
     try:
         return loader.get_single_data()
     except ConfigError as exc:

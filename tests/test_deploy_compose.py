@@ -188,7 +188,8 @@ async def test_compose_services_start_and_answer_health_checks(replicas: list[Re
             pytest.fail("replicas not ready within 60 s\n" + "\n".join(r.tail() for r in replicas))
         roles = []
         for replica in replicas:
-            assert await replica.get(session, "/healthz") == (200, '{"status": "ok"}')
+            status, body = await replica.get(session, "/healthz")
+            assert status == 200 and json.loads(body)["status"] == "ok", body
             readiness = json.loads((await replica.get(session, "/readyz"))[1])
             checks = {c["name"]: c["ok"] for c in readiness["checks"]}
             assert checks == {"database": True, "chat:slack": True}, readiness

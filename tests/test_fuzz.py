@@ -32,7 +32,7 @@ from bot.config import ConfigError, load_settings
 from bot.inventory.static_file import InventoryError, load_inventory
 from bot.model import BootDevice, BootKind, Host
 from bot.releases.sources.release_notes import parse_notes
-from bot.runtime.app import syslog_config
+from bot.runtime.sections import read_sections
 from bot.store.matrix_inbox import InboxItem
 from tests.fixtures.fake_homeserver import ANN, ROOM, fake_homeserver, joined, message, running_adapter
 from tests.fuzz import mutate, mutate_bytes
@@ -268,9 +268,7 @@ def test_fuzz_inventory_and_config_yaml(tmp_path: Path) -> None:
         config.write_bytes(mutate_bytes(text.encode(), rng) if rng.random() < 0.3 else text.encode())
         try:
             settings = load_settings(config, env={}, dotenv=None)
-            section = settings.extra.get("syslog")
-            if isinstance(section, dict):
-                syslog_config(section, settings)
+            read_sections(settings)  # every section through its schema, as `esxbot run` does
         except ConfigError:
             pass
         except Exception as exc:
