@@ -1,7 +1,7 @@
 """Alert latency: a bootbank loss injected into vcsimlab → the page arriving at a person's Matrix client.
 
 - esxbot: the vCenter watcher (host state and EventHistoryCollector ``latestPage`` in one
-  WaitForUpdatesEx loop) → alert engine (group_wait 0) → SQLite outbox → Matrix adapter → Synapse →
+  WaitForUpdatesEx loop) → alert engine (for 0, group_wait 0) → SQLite outbox → Matrix adapter → Synapse →
   the person's long-poll sync. Goal: median ≤ 1 s, p99 ≤ 2 s.
 - naive: the same engine and chat path fed by an inventory poll (RetrievePropertiesEx every
   ``--poll`` seconds, a common first loop) instead of the watch.
@@ -101,7 +101,7 @@ async def _stack(
         return adapters
 
     policy = oncall(server.human.user_id, f"@next:{server.human.user_id.split(':', 1)[1]}", after="1h")
-    stack = AlertStack(lab, work / "bot.db", (), {}, policy, group_wait=0.0, on_db=with_matrix, poll=poll)
+    stack = AlertStack(lab, work / "bot.db", (), {}, policy, pending_for=0.0, on_db=with_matrix, poll=poll)
     await stack.start(ready_timeout=60)
     try:
         await stack.until(lambda: adapters["matrix"].health().connected, timeout=30)

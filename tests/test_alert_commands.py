@@ -61,13 +61,13 @@ async def test_alerts_ack_and_resolve(make_bot: MakeBot) -> None:
 async def test_silence_and_unsilence(make_bot: MakeBot) -> None:
     bot, engine = await alert_bot(make_bot)
     reply = await bot.say("silence esx01 2h swapping the USB stick", as_user=OPERATOR)
-    assert reply.ok and reply.data["silence"]["host"] == HOST
+    assert reply.ok and reply.data["silence"]["matchers"] == {"host": [HOST]}
     assert reply.data["silence"]["reason"] == "swapping the USB stick"
     assert not (await bot.say("silence nohost 2h", as_user=OPERATOR)).ok
     assert not (await bot.say("silence esx01 soon", as_user=OPERATOR)).ok
     assert not (await bot.say("silence esx01 40d", as_user=OPERATOR)).ok
     [active] = await engine.silences.active(bot.clock.now())
-    assert active.host == HOST
+    assert active.matchers == {"host": (HOST,)}
     assert (await bot.say("unsilence esx01", as_user=OPERATOR)).ok
     assert await engine.silences.active(bot.clock.now()) == []
     assert "no active silence" in (await bot.say("unsilence esx01", as_user=OPERATOR)).summary

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ async def test_pagerduty_gets_trigger_ack_resolve_with_one_dedup_key(tmp_path: P
             "slack": RecordingAdapter("slack"),
             "pagerduty": sender,
         }
-        config = EngineConfig(forward_to=("pagerduty:default",))
+        config = EngineConfig(group_wait=timedelta(0), forward_to=("pagerduty:default",))
         try:
             async with alert_rig(tmp_path, adapters=adapters, config=config) as rig:
                 rec = await rig.engine.ingest(LOSS)
@@ -84,7 +85,7 @@ async def test_pagerduty_gets_trigger_ack_resolve_with_one_dedup_key(tmp_path: P
         finally:
             await sender.close()
     assert [b["event_action"] for b in pd.bodies] == ["trigger", "acknowledge", "resolve"]
-    assert {b["dedup_key"] for b in pd.bodies} == {f"esxbot/{USB_HOST.name}/bootbank-loss/{rec.id}"}
+    assert {b["dedup_key"] for b in pd.bodies} == {"esxbot/kind=bootbank-loss,cluster=-/g1"}  # one per group
     assert all(b["routing_key"] == "R0UTINGKEY" for b in pd.bodies)
     trigger = pd.bodies[0]
     assert trigger["payload"]["severity"] == "critical" and trigger["payload"]["source"] == USB_HOST.name
@@ -102,7 +103,9 @@ async def test_webhook_is_signed_and_a_bad_request_is_not_retried(tmp_path: Path
         }
         try:
             async with alert_rig(
-                tmp_path, adapters=adapters, config=EngineConfig(forward_to=("webhook:ops",))
+                tmp_path,
+                adapters=adapters,
+                config=EngineConfig(group_wait=timedelta(0), forward_to=("webhook:ops",)),
             ) as rig:
                 await rig.engine.ingest(LOSS)
                 await rig.advance(30)
@@ -120,7 +123,7 @@ async def test_webhook_is_signed_and_a_bad_request_is_not_retried(tmp_path: Path
     headers = hook.headers[0]
     expected = hmac.new(b"s3cret", headers["_raw"].encode(), hashlib.sha256).hexdigest()
     assert headers["X-Esxbot-Signature"] == f"sha256={expected}"
-    assert headers["Idempotency-Key"].startswith("esxbot/esx-usb-01/bootbank-loss/")
+    assert headers["Idempotency-Key"].startswith("esxbot/kind=bootbank-loss,cluster=-/g1:")
 
 
 def test_senders_from_config() -> None:

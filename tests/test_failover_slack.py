@@ -104,7 +104,7 @@ async def test_kill_the_leader_mid_delivery_and_the_follower_pages_everything_on
             {
                 "inventory_file": "inventory.yaml",
                 "auth": {"roles": {"slack:U0ANN0001": "operator"}},
-                "alerts": {"group_wait": 1},
+                "alerts": {"for": 1, "group_wait": 0},
                 "syslog": {"bind": "127.0.0.1", "udp_port": syslog_port, "tcp_port": None},
             }
         )

@@ -22,6 +22,7 @@ from bot.actions.bmc import BmcDirectory
 from bot.actions.job_settings import JobSettings
 from bot.actions.runner import HEARTBEAT, ORPHANED_AFTER, JobRunner
 from bot.alerts.engine import AlertEngine
+from bot.alerts.inhibition import load_inhibit_rules
 from bot.alerts.intake import EngineConfig
 from bot.alerts.log_scan import HostIndex
 from bot.alerts.oncall import parse_oncall
@@ -229,6 +230,7 @@ class App:
             policy=parse_oncall(settings.extra.get("oncall")),
             config=replace(alert_config, forward_to=alert_config.forward_to + targets),
             fix_hint=hint,
+            inhibitions=load_inhibit_rules(_paths(settings, alert_config.inhibit_rule_files)),
         )
         runner = JobRunner(
             JobRepo(db),
