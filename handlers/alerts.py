@@ -172,9 +172,9 @@ def _silence_data(made: Silence) -> dict[str, object]:
     "silence cluster=prod-a 30m, or silence <host> <duration> [reason]",
     role=Role.OPERATOR,
 )
-async def silence(ctx: Context, target: str, *rest: str) -> Reply:
+async def silence(ctx: Context, what: str, *duration_and_reason: str) -> Reply:
     engine = _engine(ctx)
-    words = [target, *rest]
+    words = [what, *duration_and_reason]
     given = [w for w in words if "=" in w and not w.startswith("=")]
     count = 0
     while count < len(words) and words[count] in given:
@@ -183,7 +183,7 @@ async def silence(ctx: Context, target: str, *rest: str) -> Reply:
         matchers = _matchers(words[:count])
         rest_words = words[count:]
     else:  # the old form: one host by name
-        matchers = {"host": (await _host_name(ctx, engine, target),)}
+        matchers = {"host": (await _host_name(ctx, engine, what),)}
         rest_words = words[1:]
     if not rest_words:
         raise CommandError("Say for how long, e.g. `silence cluster=prod-a 30m`.")

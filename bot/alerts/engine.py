@@ -129,14 +129,18 @@ class AlertEngine:
     async def tick(self) -> int:
         """Run every alert step, then every group step, that is due now; the number that changed."""
         done = 0
-        view = await self.mute_view()
-        for rec in await self.alerts.due(self._now()):
+        due = await self.alerts.due(self._now())
+        groups = await self.groups.due(self._now())
+        if not due and not groups:
+            return 0
+        view = await self.mute_view()  # once per tick: a storm's signals must not each reload it
+        for rec in due:
             try:
                 if await self.run_step(rec.id, rec.version, view):
                     done += 1
             except Exception:
                 log.exception("alert #%d: step failed; it stays due", rec.id)
-        for group in await self.groups.due(self._now()):
+        for group in await self.groups.due(self._now()) if due else groups:  # with the groups just opened
             try:
                 if await self.pager.step(group.id, group.version, view):
                     done += 1
