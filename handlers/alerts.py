@@ -169,7 +169,7 @@ def _silence_data(made: Silence) -> dict[str, object]:
 @command(
     "silence",
     help="Mute alerts for a while: silence host=esx0* kind=bootbank-loss 2h [reason], "
-    "silence cluster=prod-a 30m, or silence <host> <duration> [reason]",
+    "silence cluster=prod-a 30m, silence g3 1h (a group), or silence <host> <duration> [reason]",
     role=Role.OPERATOR,
 )
 async def silence(ctx: Context, what: str, *duration_and_reason: str) -> Reply:
@@ -179,9 +179,20 @@ async def silence(ctx: Context, what: str, *duration_and_reason: str) -> Reply:
     count = 0
     while count < len(words) and words[count] in given:
         count += 1
+    kind, number = _target(what) if what[:1] in "gG" and what[1:].isdigit() else ("host", 0)
     if count:
         matchers = _matchers(words[:count])
         rest_words = words[count:]
+    elif kind == "group":  # the group's labels: its hosts and any that join it later
+        group = await engine.groups.get(number)
+        if group is None:
+            raise CommandError(f"No alert group {what}; `alerts` shows each alert's group.")
+        if all(group.labels.get(label) for label in engine.config.group_by):
+            matchers = {label: (group.labels[label],) for label in engine.config.group_by}
+        else:  # a label the group lacks cannot be matched: its hosts by name instead
+            hosts = sorted({r.host for r in await engine.alerts.members(group.id)})
+            matchers = {"host": tuple(hosts), "kind": tuple(sorted({group.labels.get("kind", "*")}))}
+        rest_words = words[1:]
     else:  # the old form: one host by name
         matchers = {"host": (await _host_name(ctx, engine, what),)}
         rest_words = words[1:]

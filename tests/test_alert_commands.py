@@ -141,3 +141,20 @@ async def test_ack_and_resolve_a_group_by_its_ref(make_bot: MakeBot) -> None:
     assert "No open alerts" in (await bot.say("alerts", as_user=VIEWER)).summary
     assert not (await bot.say("ack g1", as_user=OPERATOR)).ok
     assert not (await bot.say("ack g99", as_user=OPERATOR)).ok
+
+
+async def test_silence_a_group_by_its_ref(make_bot: MakeBot) -> None:
+    bot, engine = await alert_bot(make_bot)
+    await _fire(bot, engine, "prod-c1-h01.corp.example", "prod-c1-h02.corp.example")
+    made = await bot.say("silence g1 1h swapping sticks", as_user=OPERATOR)
+    assert made.ok and made.data["silence"]["matchers"] == {"cluster": ["prod-c1"], "kind": ["bootbank-loss"]}
+    assert "mutes 2 open alerts" in made.summary
+    assert not (await bot.say("silence g42 1h", as_user=OPERATOR)).ok
+    await engine.ingest(Signal("stray-host", "bootbank-loss", source="test"))  # no cluster label
+    bot.clock.advance(30)
+    await engine.tick()
+    await engine.tick()
+    stray = await engine.alerts.open_for("stray-host", "bootbank-loss")
+    assert stray is not None and stray.group_id is not None
+    by_hosts = await bot.say(f"silence g{stray.group_id} 1h", as_user=OPERATOR)
+    assert by_hosts.data["silence"]["matchers"] == {"host": ["stray-host"], "kind": ["bootbank-loss"]}
