@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.command.spec import CommandSpec
 from handlers.advisories import advisories, cve, vmsa
-from handlers.alerts import ack, alerts, oncall, resolve, silence, unsilence
+from handlers.alerts import ack, alerts, oncall, resolve, silence, silences, unsilence
 from handlers.audit import audit
 from handlers.confirm import no, yes
 from handlers.help import help_
@@ -34,6 +34,7 @@ ALL: tuple[CommandSpec, ...] = (
     resolve,
     silence,
     unsilence,
+    silences,
     oncall,
     patch,
     shutdown,

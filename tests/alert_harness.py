@@ -10,10 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.alerts.engine import AlertEngine
+from bot.alerts.inhibition import InhibitRuleSet
 from bot.alerts.intake import EngineConfig
 from bot.alerts.oncall import OnCallPolicy, parse_oncall
 from bot.chat.base import CommandHandler, TransportHealth
@@ -139,6 +141,8 @@ async def alert_rig(
     fix_hint: Callable[[Host], str | None] | None = None,
     adapters: dict[str, Any] | None = None,
     clock: FakeClock | None = None,
+    hosts: dict[str, Host] | None = None,
+    inhibitions: InhibitRuleSet | None = None,
 ) -> AsyncIterator[Rig]:
     db = await SqliteDatabase.open(tmp_path / "alerts.db")
     await migrate(db)
@@ -148,17 +152,18 @@ async def alert_rig(
     await subs.add(SLACK_ROOM, "alerts", by="test", at=clock.now())
     outbox = Outbox(OutboxRepo(db), subs, clock)
     policy: OnCallPolicy = parse_oncall(ONCALL if oncall is None else oncall)
-    hosts = {USB_HOST.name: USB_HOST}
+    known = hosts or {USB_HOST.name: USB_HOST}
 
     def make_engine() -> AlertEngine:
         return AlertEngine(
             db,
             outbox,
             clock,
-            hosts=hosts.get,
+            hosts=known.get,
             policy=policy,
-            config=config or EngineConfig(),
+            config=config or EngineConfig(group_wait=timedelta(0)),
             fix_hint=fix_hint,
+            inhibitions=inhibitions,
         )
 
     rig = Rig(

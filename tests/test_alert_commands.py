@@ -61,13 +61,13 @@ async def test_alerts_ack_and_resolve(make_bot: MakeBot) -> None:
 async def test_silence_and_unsilence(make_bot: MakeBot) -> None:
     bot, engine = await alert_bot(make_bot)
     reply = await bot.say("silence esx01 2h swapping the USB stick", as_user=OPERATOR)
-    assert reply.ok and reply.data["silence"]["host"] == HOST
+    assert reply.ok and reply.data["silence"]["matchers"] == {"host": [HOST]}
     assert reply.data["silence"]["reason"] == "swapping the USB stick"
     assert not (await bot.say("silence nohost 2h", as_user=OPERATOR)).ok
     assert not (await bot.say("silence esx01 soon", as_user=OPERATOR)).ok
     assert not (await bot.say("silence esx01 40d", as_user=OPERATOR)).ok
     [active] = await engine.silences.active(bot.clock.now())
-    assert active.host == HOST
+    assert active.matchers == {"host": (HOST,)}
     assert (await bot.say("unsilence esx01", as_user=OPERATOR)).ok
     assert await engine.silences.active(bot.clock.now()) == []
     assert "no active silence" in (await bot.say("unsilence esx01", as_user=OPERATOR)).summary
@@ -85,3 +85,76 @@ async def test_a_quiet_fleet_has_no_alerts(make_bot: MakeBot) -> None:
     bot = await make_bot(specs=ALL)
     reply = await bot.say("alerts", as_user=VIEWER)
     assert reply.ok and "No open alerts" in reply.summary
+
+
+async def _fire(bot: TestBot, engine: AlertEngine, *hosts: str) -> None:
+    for host in hosts:
+        await engine.ingest(Signal(host, "bootbank-loss", source="test"))
+    bot.clock.advance(30)
+    await engine.tick()
+    await engine.tick()
+
+
+async def test_matcher_silences_listed_ended_by_id_and_still_shown_in_alerts(make_bot: MakeBot) -> None:
+    bot, engine = await alert_bot(make_bot)
+    made = await bot.say(
+        'silence cluster=prod-c1 kind=bootbank-loss 2h "replacing USB sticks"', as_user=OPERATOR
+    )
+    assert made.ok and made.data["silence"]["matchers"] == {"cluster": ["prod-c1"], "kind": ["bootbank-loss"]}
+    assert made.data["silence"]["reason"] == "replacing USB sticks" and "unsilence 1" in made.summary
+    glob = await bot.say("silence host=esx0* 30m", as_user=OPERATOR)
+    assert glob.ok and glob.data["silence"]["matchers"] == {"host": ["esx0*"]}
+    await _fire(bot, engine, "prod-c1-h01.corp.example", "prod-c2-h01.corp.example", "esx01.lab.local")
+    listing = await bot.say("alerts all", as_user=VIEWER)
+    by_host = {a["host"]: a for a in listing.data["alerts"]}
+    assert "silence #1" in by_host["prod-c1-h01.corp.example"]["muted"]  # silenced, still listed
+    assert "silence #2" in by_host["esx01.lab.local"]["muted"]
+    assert by_host["prod-c2-h01.corp.example"]["muted"] is None
+    assert by_host["prod-c2-h01.corp.example"]["group"] == "g1"
+    active = await bot.say("silences", as_user=VIEWER)
+    assert [s["id"] for s in active.data["silences"]] == [2, 1]
+    assert active.data["silences"][1]["by"] == OPERATOR
+    assert (await bot.say("unsilence 1", as_user=OPERATOR)).ok
+    assert [s["id"] for s in (await bot.say("silences", as_user=VIEWER)).data["silences"]] == [2]
+    assert "No silence #1" in (await bot.say("unsilence 1", as_user=OPERATOR)).summary
+    for bad in (
+        "silence rack=r1 1h",
+        "silence cluster=prod-c1",
+        "silence cluster=prod-c1 soon",
+        "silence kind= 1h",
+    ):
+        assert not (await bot.say(bad, as_user=OPERATOR)).ok, bad
+    assert not (await bot.say("silence cluster=prod-c1 1h", as_user=VIEWER)).ok
+
+
+async def test_ack_and_resolve_a_group_by_its_ref(make_bot: MakeBot) -> None:
+    bot, engine = await alert_bot(make_bot)
+    await _fire(bot, engine, "prod-c1-h01.corp.example", "prod-c1-h02.corp.example")
+    acked = await bot.say("ack g1", as_user=OPERATOR)
+    assert acked.ok and sorted(acked.data["hosts"]) == [
+        "prod-c1-h01.corp.example",
+        "prod-c1-h02.corp.example",
+    ]
+    states = {a["state"] for a in (await bot.say("alerts", as_user=VIEWER)).data["alerts"]}
+    assert states == {"acknowledged"}
+    assert (await bot.say("resolve g1", as_user=ADMIN)).ok
+    assert "No open alerts" in (await bot.say("alerts", as_user=VIEWER)).summary
+    assert not (await bot.say("ack g1", as_user=OPERATOR)).ok
+    assert not (await bot.say("ack g99", as_user=OPERATOR)).ok
+
+
+async def test_silence_a_group_by_its_ref(make_bot: MakeBot) -> None:
+    bot, engine = await alert_bot(make_bot)
+    await _fire(bot, engine, "prod-c1-h01.corp.example", "prod-c1-h02.corp.example")
+    made = await bot.say("silence g1 1h swapping sticks", as_user=OPERATOR)
+    assert made.ok and made.data["silence"]["matchers"] == {"cluster": ["prod-c1"], "kind": ["bootbank-loss"]}
+    assert "mutes 2 open alerts" in made.summary
+    assert not (await bot.say("silence g42 1h", as_user=OPERATOR)).ok
+    await engine.ingest(Signal("stray-host", "bootbank-loss", source="test"))  # no cluster label
+    bot.clock.advance(30)
+    await engine.tick()
+    await engine.tick()
+    stray = await engine.alerts.open_for("stray-host", "bootbank-loss")
+    assert stray is not None and stray.group_id is not None
+    by_hosts = await bot.say(f"silence g{stray.group_id} 1h", as_user=OPERATOR)
+    assert by_hosts.data["silence"]["matchers"] == {"host": ["stray-host"], "kind": ["bootbank-loss"]}

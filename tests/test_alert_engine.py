@@ -1,10 +1,14 @@
-"""The alert lifecycle on a fake clock and real SQLite: group_wait, paging, escalation, ack, resolve,
-silences, inhibition, restart and fencing. Assertions are on what each chat room received."""
+"""The alert lifecycle of one host on a fake clock and real SQLite: ``for``, paging, escalation, ack,
+resolve, silences, inhibition, restart and fencing. Assertions are on what each chat room received.
+(Groups of many hosts: tests/test_alert_groups.py.)"""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from bot.alerts.intake import EngineConfig, Signal, signal_from_log
 from bot.alerts.patterns import SignalKind
@@ -47,7 +51,7 @@ def hint(host) -> str | None:  # type: ignore[no-untyped-def]
     return "PR 2777003 in ESXi 7.0 Update 2c fixes USB boot-device loss on 7.0 U2a"
 
 
-async def test_a_flap_shorter_than_group_wait_pages_nobody(tmp_path: Path) -> None:
+async def test_a_flap_shorter_than_for_pages_nobody(tmp_path: Path) -> None:
     async with alert_rig(tmp_path) as rig:
         rec = await rig.engine.ingest(LOSS)
         assert rec is not None and rec.state is AlertState.PENDING
@@ -65,7 +69,7 @@ async def test_firing_pages_every_subscribed_room_mentioning_on_call_with_fix(tm
         assert rec is not None
         assert await rig.advance(29) == 0
         assert rig.messages() == []
-        assert await rig.advance(1) == 1
+        assert await rig.advance(1) == 2  # the alert joins its group, the group pages
         [matrix_page] = rig.messages("matrix")
         [slack_page] = rig.messages("slack")
         body = texts(matrix_page.reply)
@@ -76,7 +80,7 @@ async def test_firing_pages_every_subscribed_room_mentioning_on_call_with_fix(tm
         assert "ESXi 7.0 Update 2a" in body and "17867351" in body
         assert "PR 2777003 in ESXi 7.0 Update 2c" in body
         assert "persistent storage" in body
-        assert f"ack {rec.id}" in body and "shutdown esx-usb-01" in body
+        assert "ack g1" in body and "shutdown esx-usb-01" in body
         state = await rig.engine.alerts.get(rec.id)
         assert state is not None and state.state is AlertState.FIRING
 
@@ -106,7 +110,7 @@ async def test_ack_stops_escalation_and_edits_the_page(tmp_path: Path) -> None:
         await rig.deliver()
         page, ack_note = rig.messages()
         assert "ACKNOWLEDGED by matrix:@ann:example.org" in texts(page.current)
-        assert f"ack {rec.id}" not in texts(page.current)
+        assert "ack g1" not in texts(page.current)
         assert "acknowledged by" in texts(ack_note.reply)
         await rig.advance(60 * 60)
         assert len(rig.messages()) == 2  # no escalation, no repeat
@@ -153,7 +157,10 @@ async def test_clearing_resolves_by_editing_the_page_and_replying_in_its_thread(
 async def test_a_silence_mutes_until_it_expires(tmp_path: Path) -> None:
     async with alert_rig(tmp_path) as rig:
         await rig.engine.silence(
-            USB_HOST.name, timedelta(minutes=20), reason="replacing the USB stick", by="slack:U0ANN"
+            {"host": (USB_HOST.name,)},
+            timedelta(minutes=20),
+            reason="replacing the USB stick",
+            by="slack:U0ANN",
         )
         rec = await rig.engine.ingest(LOSS)
         assert rec is not None
@@ -168,11 +175,11 @@ async def test_a_silence_mutes_until_it_expires(tmp_path: Path) -> None:
 
 async def test_unsilence_pages_at_once(tmp_path: Path) -> None:
     async with alert_rig(tmp_path) as rig:
-        await rig.engine.silence(USB_HOST.name, timedelta(hours=8), reason="", by="slack:U0ANN")
+        await rig.engine.silence({"host": (USB_HOST.name,)}, timedelta(hours=8), reason="", by="slack:U0ANN")
         await rig.engine.ingest(LOSS)
         await rig.advance(30)
         assert rig.messages() == []
-        assert await rig.engine.unsilence(USB_HOST.name, "slack:U0ANN") == 1
+        assert await rig.engine.unsilence_host(USB_HOST.name, "slack:U0ANN") == 1
         await rig.advance(0)
         assert len(rig.messages()) == 1
 
@@ -211,8 +218,12 @@ async def test_a_stale_step_is_a_no_op(tmp_path: Path) -> None:
         assert rec is not None
         rig.clock.advance(30)
         old_leader = rig.make_engine()
-        assert await rig.engine.run_step(rec.id, rec.version) is True
+        assert await rig.engine.run_step(rec.id, rec.version) is True  # joins its group
         assert await old_leader.run_step(rec.id, rec.version) is False  # same step from a stale read
+        [group] = await rig.engine.groups.due(rig.clock.now().timestamp())
+        view = await rig.engine.mute_view()
+        assert await rig.engine.pager.step(group.id, group.version, view) is True  # pages
+        assert await old_leader.pager.step(group.id, group.version, view) is False
         assert await rig.engine.tick() == 0
         await rig.deliver()
         assert len(rig.messages()) == 1 and len(rig.messages("slack")) == 1
@@ -238,8 +249,27 @@ async def test_log_signals_map_to_alert_kinds() -> None:
     assert signal_from_log(replace(base, host=None)) is None
 
 
-async def test_engine_config_from_settings() -> None:
-    cfg = EngineConfig.from_extra({"group_wait": "10s", "forward_to": ["pagerduty:default"]})
-    assert cfg.group_wait == timedelta(seconds=10) and cfg.forward_to == ("pagerduty:default",)
+async def test_engine_config_from_settings(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = EngineConfig.from_extra(
+        {
+            "for": "1m",
+            "group_wait": "10s",
+            "group_interval": "2m",
+            "repeat_interval": "4h",
+            "group_by": ["kind", "vcenter"],
+            "forward_to": ["pagerduty:default"],
+        }
+    )
+    assert cfg.pending_for == timedelta(minutes=1) and cfg.group_wait == timedelta(seconds=10)
+    assert cfg.group_interval == timedelta(minutes=2) and cfg.repeat_interval == timedelta(hours=4)
+    assert cfg.group_by == ("kind", "vcenter") and cfg.forward_to == ("pagerduty:default",)
     assert EngineConfig.from_extra(None) == EngineConfig()
     assert MATRIX_ROOM.startswith("matrix:")
+    with caplog.at_level(logging.WARNING):
+        old = EngineConfig.from_extra({"group_wait": "45s"})  # the key's meaning before groups
+    assert old.pending_for == timedelta(seconds=45) and old.group_wait == EngineConfig().group_wait
+    assert "rename it to 'for'" in caplog.text
+    with pytest.raises(ValueError, match=r"alerts: group_by: unknown label 'rack'"):
+        EngineConfig.from_extra({"group_by": ["kind", "rack"]})
+    with pytest.raises(ValueError, match=r"alerts\.group_interval"):
+        EngineConfig.from_extra({"group_interval": "soon"})

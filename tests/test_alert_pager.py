@@ -7,13 +7,14 @@ import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from bot.alerts.intake import EngineConfig
+from bot.alerts.intake import EngineConfig, Signal
 from bot.alerts.pager import PagerDutySender, Webhook, WebhookSender, senders_from_extra
 from bot.config import Secret
 from tests.alert_harness import USB_HOST, RecordingAdapter, alert_rig
@@ -65,7 +66,7 @@ async def test_pagerduty_gets_trigger_ack_resolve_with_one_dedup_key(tmp_path: P
             "slack": RecordingAdapter("slack"),
             "pagerduty": sender,
         }
-        config = EngineConfig(forward_to=("pagerduty:default",))
+        config = EngineConfig(group_wait=timedelta(0), forward_to=("pagerduty:default",))
         try:
             async with alert_rig(tmp_path, adapters=adapters, config=config) as rig:
                 rec = await rig.engine.ingest(LOSS)
@@ -84,7 +85,7 @@ async def test_pagerduty_gets_trigger_ack_resolve_with_one_dedup_key(tmp_path: P
         finally:
             await sender.close()
     assert [b["event_action"] for b in pd.bodies] == ["trigger", "acknowledge", "resolve"]
-    assert {b["dedup_key"] for b in pd.bodies} == {f"esxbot/{USB_HOST.name}/bootbank-loss/{rec.id}"}
+    assert {b["dedup_key"] for b in pd.bodies} == {"esxbot/kind=bootbank-loss,cluster=-/g1"}  # one per group
     assert all(b["routing_key"] == "R0UTINGKEY" for b in pd.bodies)
     trigger = pd.bodies[0]
     assert trigger["payload"]["severity"] == "critical" and trigger["payload"]["source"] == USB_HOST.name
@@ -102,7 +103,9 @@ async def test_webhook_is_signed_and_a_bad_request_is_not_retried(tmp_path: Path
         }
         try:
             async with alert_rig(
-                tmp_path, adapters=adapters, config=EngineConfig(forward_to=("webhook:ops",))
+                tmp_path,
+                adapters=adapters,
+                config=EngineConfig(group_wait=timedelta(0), forward_to=("webhook:ops",)),
             ) as rig:
                 await rig.engine.ingest(LOSS)
                 await rig.advance(30)
@@ -120,7 +123,7 @@ async def test_webhook_is_signed_and_a_bad_request_is_not_retried(tmp_path: Path
     headers = hook.headers[0]
     expected = hmac.new(b"s3cret", headers["_raw"].encode(), hashlib.sha256).hexdigest()
     assert headers["X-Esxbot-Signature"] == f"sha256={expected}"
-    assert headers["Idempotency-Key"].startswith("esxbot/esx-usb-01/bootbank-loss/")
+    assert headers["Idempotency-Key"].startswith("esxbot/kind=bootbank-loss,cluster=-/g1:")
 
 
 def test_senders_from_config() -> None:
@@ -130,3 +133,33 @@ def test_senders_from_config() -> None:
     assert [s.platform for s in senders] == ["pagerduty", "webhook"]
     assert targets == ("pagerduty:default", "webhook:ops")
     assert senders_from_extra(None) == ([], ())
+
+
+async def test_pagerduty_sees_one_incident_for_a_group_of_hosts(tmp_path: Path) -> None:
+    hosts = {n: replace(USB_HOST, name=n, cluster="prod-a") for n in ("esx01", "esx02", "esx03")}
+    async with receiver() as pd:
+        sender = PagerDutySender({"default": Secret("R0UTINGKEY")}, url=f"{pd.url}/v2/enqueue")
+        adapters = {
+            "matrix": RecordingAdapter("matrix"),
+            "slack": RecordingAdapter("slack"),
+            "pagerduty": sender,
+        }
+        config = EngineConfig(group_wait=timedelta(seconds=5), forward_to=("pagerduty:default",))
+        try:
+            async with alert_rig(tmp_path, adapters=adapters, config=config, hosts=hosts) as rig:
+                for name in hosts:
+                    await rig.engine.ingest(Signal(name, "bootbank-loss", source="test"))
+                await rig.advance(30)
+                await rig.advance(5)
+                await rig.engine.ack_group(1, "slack:U0ANN")
+                await rig.deliver()
+                for name in hosts:
+                    await rig.engine.ingest(Signal(name, "bootbank-loss", clear=True, source="test"))
+                await rig.deliver()
+        finally:
+            await sender.close()
+    assert [b["event_action"] for b in pd.bodies] == ["trigger", "acknowledge", "resolve"]
+    assert {b["dedup_key"] for b in pd.bodies} == {"esxbot/kind=bootbank-loss,cluster=prod-a/g1"}
+    trigger = pd.bodies[0]["payload"]
+    assert "bootbank lost on 3 hosts of cluster prod-a" in trigger["summary"]
+    assert [h["host"] for h in trigger["custom_details"]["hosts"]] == list(hosts)

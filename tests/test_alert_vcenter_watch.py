@@ -1,5 +1,5 @@
 """The vCenter alert watcher against vcsimlab and the real engine (recording chat rooms, real clock):
-a flap shorter than group_wait pages nobody; a kill and restart over the same database neither pages
+a flap shorter than `for` pages nobody; a kill and restart over the same database neither pages
 twice nor loses the escalation, and an event raised while the bot was down is still alerted."""
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ def test_feed_keeps_only_newer_events_in_key_order_and_starts_after_history() ->
     assert reset.drain() == ([], 12)
 
 
-async def test_flap_shorter_than_group_wait_pages_nobody(tmp_path: Path, vcsim_factory: VcsimFactory) -> None:
+async def test_flap_shorter_than_for_pages_nobody(tmp_path: Path, vcsim_factory: VcsimFactory) -> None:
     lab = vcsim_factory(model=MODEL)
     room = Room("matrix")
     stack = AlertStack(
-        lab, tmp_path / "a.db", (MATRIX_ROOM,), {"matrix": room}, oncall(ANN, BOB), group_wait=3.0
+        lab, tmp_path / "a.db", (MATRIX_ROOM,), {"matrix": room}, oncall(ANN, BOB), pending_for=3.0
     )
     await stack.start()
     try:

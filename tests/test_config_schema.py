@@ -98,7 +98,7 @@ def test_config_check_prints_effective_settings_with_secrets_hidden(
         "pager: {pagerduty: {services: {default: routing-key-1}},\n"
         "        webhooks: {ops: {url: 'https://h', secret: hmac-1}}}\n"
         "jobs: {guest_timeout: 5m, maintenance_retry_delay: 45s}\n"
-        "alerts: {group_wait: 2m}\n"
+        "alerts: {for: 2m, group_wait: 5s}\n"
         "sources: [{kind: atom, url: 'https://example.org/feed', interval: 1h}]\n"
     )
     assert main(["--config", str(cfg), "config", "check"]) == 0
@@ -110,7 +110,8 @@ def test_config_check_prints_effective_settings_with_secrets_hidden(
     assert shown["pager"]["pagerduty"]["services"] == {"default": "***"}
     assert shown["slack"]["http_host"] == "0.0.0.0" and shown["slack"]["bot_token"] == "***"
     assert shown["jobs"]["guest_timeout"] == 300.0 and shown["jobs"]["maintenance_retry_delay"] == 45.0
-    assert shown["alerts"]["group_wait"] == "120s" and shown["sources"][0]["interval"] == 3600.0
+    assert shown["alerts"]["pending_for"] == "120s" and shown["alerts"]["group_wait"] == "5s"
+    assert shown["sources"][0]["interval"] == 3600.0
     # --config after the subcommand means the same
     assert main(["config", "check", "--config", str(cfg)]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == shown

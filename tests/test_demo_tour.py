@@ -45,7 +45,7 @@ def test_guided_tour_on_the_console(tmp_path: Path) -> None:
         console.expect(r"(?i)critical\b.*esx01\.lab\.local.*lost its bootbank")  # the loss page
         console.expect("@admin")  # you are on call in the demo
         console.send("alerts")
-        alert = console.expect(r"#(\d+)\s+esx01\.lab\.local\s+bootbank-loss").group(1)
+        alert = console.expect(r"#(\d+)\s+(?:g\d+\s+|-\s+)?esx01\.lab\.local\s+bootbank-loss").group(1)
 
         console.send(f"ack {alert}")
         console.expect(rf"(?i)acknowledged.*(esx01\.lab\.local|#{alert})")

@@ -92,8 +92,9 @@ async def test_kill_the_leader_mid_delivery_and_the_follower_pages_everything_on
     (tmp_path / "inventory.yaml").write_text(
         yaml.safe_dump(
             {
-                "hosts": [
-                    {"name": n, "build": 17867351, "boot_device": BOOT} for n in ("esx-usb-01", "esx-usb-02")
+                "hosts": [  # two clusters: each host's alert is its own group, its own page
+                    {"name": n, "build": 17867351, "boot_device": BOOT, "cluster": c}
+                    for n, c in (("esx-usb-01", "c1"), ("esx-usb-02", "c2"))
                 ]
             }
         )
@@ -104,7 +105,7 @@ async def test_kill_the_leader_mid_delivery_and_the_follower_pages_everything_on
             {
                 "inventory_file": "inventory.yaml",
                 "auth": {"roles": {"slack:U0ANN0001": "operator"}},
-                "alerts": {"group_wait": 1},
+                "alerts": {"for": 1, "group_wait": 0},
                 # the test sends for both hosts from 127.0.0.1: it plays a log collector
                 "syslog": {
                     "bind": "127.0.0.1",

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.model import AlertState, Severity
+from bot.store.alert_groups import GroupRepo
+from bot.store.alert_records import AlertRepo, SilenceRepo
 from bot.store.audit import AuditRepo
 from bot.store.confirmations import ConfirmationRepo, Proposal
 from bot.store.inbound import InboundRepo
@@ -226,3 +229,60 @@ async def test_outbox_order_retry_and_sent(db: Database) -> None:
     assert await repo.stats(401.0) == (2, 300.0)
     assert await repo.next_due_at("slack") == 101.0
     assert await repo.next_due_at("teams") is None
+
+
+async def test_alert_groups_labels_and_matcher_silences(db: Database) -> None:
+    alerts, groups, silences = AlertRepo(db), GroupRepo(db), SilenceRepo(db)
+    labels = {"host": "esx01", "kind": "bootbank-loss", "cluster": "prod-a"}
+    rec = await alerts.insert(
+        host="esx01",
+        kind="bootbank-loss",
+        severity=Severity.CRITICAL,
+        summary="esx01 lost its bootbank",
+        detail="",
+        device=None,
+        source="test",
+        now=1.0,
+        next_step_at=1.0,
+        labels=labels,
+    )
+    assert rec is not None and rec.labels == labels and rec.group_id is None
+    key = "kind=bootbank-loss,cluster=prod-a"
+    group, new = await groups.open_or_insert(
+        key, {"cluster": "prod-a"}, Severity.CRITICAL, now=1.0, first_step_at=2.0
+    )
+    again, new_again = await groups.open_or_insert(key, {}, Severity.WARNING, now=5.0, first_step_at=9.0)
+    assert new and not new_again and again.id == group.id and again.labels == {"cluster": "prod-a"}
+    assert await alerts.cas(rec.id, rec.version, group_id=group.id, state=AlertState.FIRING)
+    assert [m.id for m in await alerts.members(group.id)] == [rec.id]
+    assert [g.id for g in await groups.due(2.0)] == [group.id] and await groups.next_due_at() == 2.0
+    assert await groups.cas(group.id, group.version, next_step_at=None, update_at=3.0, shown={"1": "down"})
+    assert not await groups.cas(group.id, group.version, state=AlertState.RESOLVED)  # stale
+    fresh = await groups.get(group.id)
+    assert fresh is not None and fresh.shown == {"1": "down"} and await groups.next_due_at() == 3.0
+    assert await groups.cas(group.id, fresh.version, state=AlertState.RESOLVED, update_at=None)
+    reopened, opened = await groups.open_or_insert(key, {}, Severity.CRITICAL, now=9.0, first_step_at=9.0)
+    assert opened and reopened.id != group.id  # one open group per key, a new one after resolution
+
+    made = await silences.add(
+        matchers={"cluster": ("prod-a",), "kind": ("bootbank-*",)},
+        ends_at=T0 + timedelta(hours=2),
+        reason="usb",
+        by="ann",
+        now=T0,
+    )
+    await db.execute(  # a silence of the old form: one host, no matchers
+        "INSERT INTO silences (host, kind, starts_at, ends_at, reason, created_by, created_at)"
+        " VALUES ('esx02', NULL, ?, ?, '', 'bob', ?)",
+        (T0.timestamp(), (T0 + timedelta(hours=1)).timestamp(), T0.timestamp()),
+    )
+    active = await silences.active(T0 + timedelta(minutes=1))
+    assert [s.matchers for s in active] == [
+        {"host": ("esx02",)},
+        {"cluster": ("prod-a",), "kind": ("bootbank-*",)},
+    ]
+    ended = await silences.cancel(made.id, by="cy", now=T0 + timedelta(minutes=5))
+    assert ended is not None and ended.id == made.id
+    assert await silences.cancel(made.id, by="cy", now=T0 + timedelta(minutes=6)) is None
+    assert await silences.cancel_host("esx02", by="cy", now=T0 + timedelta(minutes=6)) == 1
+    assert await silences.active(T0 + timedelta(minutes=7)) == []

@@ -58,7 +58,7 @@ def test_state_tracker_reports_changes_and_clears_on_the_first_snapshot() -> Non
     assert back.clear
 
 
-async def test_simulator_bootbank_loss_pages_and_restore_resolves(
+async def test_simulator_bootbank_loss_pages_its_cluster_group_and_restore_resolves(
     tmp_path: Path, vcsim_factory: VcsimFactory
 ) -> None:
     lab = vcsim_factory()
@@ -79,13 +79,19 @@ async def test_simulator_bootbank_loss_pages_and_restore_resolves(
             lab.hook("bootbank-lost", host="esx-usb-01.lab.local")
             await observe()
             await rig.advance(30)
-            pages = [m for m in rig.messages() if "esx-usb-01.lab.local lost its bootbank" in m.reply.summary]
-            assert len(pages) == 1
+            [page] = [m for m in rig.messages() if m.thread is None]  # one page for both hosts
+            assert "bootbank lost on 2 hosts (group g1)" in page.reply.summary  # the rig knows no clusters
+            hosts = {h["host"]: h for h in page.reply.data["group"]["hosts"]}
+            assert set(hosts) == {
+                "esx-usb-01.lab.local",
+                "esx-bootbank-03.lab.local",
+            }  # 03: lost from the start
             lab.hook("bootbank-restored", host="esx-usb-01.lab.local")
             await observe()
-            await rig.deliver()
-            assert pages[0].current.summary.startswith("RESOLVED")
-            rec = await rig.engine.alerts.get(int(pages[0].reply.data["alert"]["id"]))
+            await rig.advance(60)  # the group's page shows changes every group_interval
+            rec = await rig.engine.alerts.get(int(hosts["esx-usb-01.lab.local"]["alert"]))
             assert rec is not None and rec.state is AlertState.RESOLVED
+            shown = {h["host"]: h["state"] for h in page.current.data["group"]["hosts"]}
+            assert shown == {"esx-usb-01.lab.local": "recovered", "esx-bootbank-03.lab.local": "down"}
     finally:
         await vc.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 from bot.alerts.engine import AlertEngine
 from bot.alerts.intake import EngineConfig
+from bot.alerts.labels import DEFAULT_GROUP_BY
 from bot.alerts.oncall import parse_oncall
 from bot.alerts.vcenter import VCenterAlertWatcher
 from bot.chat.outbox import Outbox
@@ -104,7 +105,10 @@ class AlertStack:
     rooms: tuple[str, ...]
     adapters: Mapping[str, Any]
     policy: dict[str, Any]
-    group_wait: float = 0.5
+    pending_for: float = 0.5  # alerts.for
+    group_wait: float = 0.0
+    group_interval: float = 1.0
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
     # called with the opened database before the loops start (e.g. to build a MatrixAdapter on it)
     on_db: Callable[[SqliteDatabase], Awaitable[Mapping[str, Any]]] | None = None
     poll: float | None = None  # the naive way: RetrievePropertiesEx every ``poll`` s instead of the watch
@@ -145,7 +149,12 @@ class AlertStack:
             clock,
             hosts=vc.get,
             policy=parse_oncall(self.policy),
-            config=EngineConfig(group_wait=timedelta(seconds=self.group_wait)),
+            config=EngineConfig(
+                pending_for=timedelta(seconds=self.pending_for),
+                group_wait=timedelta(seconds=self.group_wait),
+                group_interval=timedelta(seconds=self.group_interval),
+                group_by=self.group_by,
+            ),
             fix_hint=fix_hint,
         )
         handled = HandledEventRepo(db)

@@ -1,15 +1,14 @@
-"""The alert lifecycle: signals open alerts, ``tick`` pages, escalates, repeats and re-fires them.
+"""The alert lifecycle: signals open alerts, alerts join groups, ``tick`` runs what is due.
 
 One alert per (host, kind) is open at a time (the database's partial unique index). A new alert waits
-``group_wait`` as *pending*: if its condition clears within that time nobody is paged. Then it fires:
-the page goes to every room subscribed to the ``alerts`` topic, mentioning the first levels of the
-on-call chain snapshotted into the alert; later levels are mentioned in the page's thread when their
-time comes, and the whole chain again every ``repeat`` while nobody acknowledges. An acknowledgement
-older than ``ack_timeout`` re-fires. Clearing the condition (or ``resolve``) edits the page in place
-and says so in its thread. Silences and inhibition (a host's bootbank loss mutes its derived alerts)
-hold steps back without losing them.
+``for`` as *pending*: if its condition clears within that time nobody is paged. Then it fires and joins
+the open group of its group key (``group_by`` labels, default kind and cluster), or opens one; the
+group pages, escalates and resolves (``bot.alerts.groups``). A silence whose matchers fit an alert's
+labels, or an inhibition rule (``bot/data/inhibit_rules.yaml`` plus the users' files), holds the alert
+back without losing it: a pending alert stays out of its group, a grouped one is shown as muted and
+a group whose hosts are all muted does not escalate.
 
-Every change of state is a compare-and-set on the alert's ``version`` together with its outbox rows,
+Every change of state is a compare-and-set on the row's ``version`` together with its outbox rows,
 in one transaction: a stale timer, a second engine or an old leader computing the same step changes
 nothing and sends nothing, and a crash leaves either both or neither.
 """
@@ -19,23 +18,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
+from bot.alerts.groups import GroupDeps, GroupPager
+from bot.alerts.inhibition import InhibitRuleSet, load_inhibit_rules
 from bot.alerts.intake import EngineConfig, Signal, signal_from_log
+from bot.alerts.labels import alert_labels, group_key
+from bot.alerts.muting import MuteView, mute_view
 from bot.alerts.oncall import OnCallPolicy, parse_oncall
-from bot.alerts.page import FixHint, kind_spec, mentions, note, notify_ids, page, pager_event, people_of
+from bot.alerts.page import FixHint, kind_spec
 from bot.alerts.signals import LogSignal
 from bot.chat.outbox import Outbox
 from bot.clock import Clock
-from bot.messages import Reply, Style
 from bot.model import AlertState, Host
+from bot.store.alert_groups import GroupRecord
 from bot.store.alert_records import AlertRecord, AlertRepo, Silence, SilenceRepo
-from bot.store.outbox_records import OutboxRepo
 from bot.store.sql.base import Database
-from bot.store.subscriptions import SubscriptionRepo
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +44,6 @@ _CAS_RETRIES = 5
 
 class AlertError(Exception):
     """A request about an alert cannot be done (unknown id, already resolved); a sentence for users."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Message:
-    conversation: str
-    reply: Reply
-    key: str
-    thread_of: str | None = None  # outbox key of the page whose thread this goes into
-    edit_of: str | None = None
 
 
 class AlertEngine:
@@ -67,18 +57,23 @@ class AlertEngine:
         policy: OnCallPolicy | None = None,
         config: EngineConfig | None = None,
         fix_hint: FixHint | None = None,
+        inhibitions: InhibitRuleSet | None = None,
     ) -> None:
         self._db = db
-        self._outbox = outbox
         self._clock = clock
         self._hosts = hosts
         self.policy = policy or parse_oncall(None)
         self.config = config or EngineConfig()
         self._fix_hint = fix_hint
+        self.inhibitions = inhibitions or load_inhibit_rules()
         self.alerts = AlertRepo(db)
         self.silences = SilenceRepo(db)
-        self._subs = SubscriptionRepo(db)
-        self._outbox_rows = OutboxRepo(db)
+        self.pager = GroupPager(
+            GroupDeps(
+                db, outbox, self.alerts, self.policy, self.config, self._host, self._safe_hint, clock.now
+            )
+        )
+        self.groups = self.pager.repo
         self._wake = asyncio.Event()
 
     # ----- signals -------------------------------------------------------------------------------
@@ -112,7 +107,8 @@ class AlertEngine:
                 device=signal.device,
                 source=signal.source,
                 now=now,
-                next_step_at=now + self.config.group_wait.total_seconds(),
+                next_step_at=now + self.config.pending_for.total_seconds(),
+                labels=alert_labels(signal.host, signal.kind, self._host(signal.host), signal.labels),
             )
             if rec is not None:
                 log.info("alert #%d opened: %s %s", rec.id, rec.host, rec.kind)
@@ -131,32 +127,75 @@ class AlertEngine:
 
     # ----- the scheduler's entry points -------------------------------------------------------------
     async def tick(self) -> int:
-        """Run every step that is due now; the number of steps that changed an alert."""
+        """Run every alert step, then every group step, that is due now; the number that changed."""
         done = 0
-        for rec in await self.alerts.due(self._now()):
+        due = await self.alerts.due(self._now())
+        groups = await self.groups.due(self._now())
+        if not due and not groups:
+            return 0
+        view = await self.mute_view()  # once per tick: a storm's signals must not each reload it
+        for rec in due:
             try:
-                if await self.run_step(rec.id, rec.version):
+                if await self.run_step(rec.id, rec.version, view):
                     done += 1
             except Exception:
                 log.exception("alert #%d: step failed; it stays due", rec.id)
+        for group in await self.groups.due(self._now()) if due else groups:  # with the groups just opened
+            try:
+                if await self.pager.step(group.id, group.version, view):
+                    done += 1
+            except Exception:
+                log.exception("alert group %s: step failed; it stays due", group.ref)
         return done
 
-    async def run_step(self, alert_id: int, version: int) -> bool:
-        """The scheduled step of one alert, fenced by ``version``: False when it was stale."""
+    async def run_step(self, alert_id: int, version: int, view: MuteView | None = None) -> bool:
+        """A pending (or held) alert's step, fenced by ``version``: False when it was stale."""
         rec = await self.alerts.get(alert_id)
         now = self._now()
         if rec is None or rec.version != version or rec.next_step_at is None or rec.next_step_at > now:
             return False
-        muted = await self._muted(rec)
+        view = view or await self.mute_view()
+        muted = view.reason(rec)
         if muted is not None:
-            return await self._apply(
-                rec, [], muted=muted, next_step_at=now + self.config.recheck.total_seconds()
+            again = now + self.config.recheck.total_seconds()
+            until = view.silenced_until(rec)
+            if until is not None:  # a silence ends on time, not at the next recheck
+                again = min(again, until.timestamp())
+            return await self.alerts.cas(rec.id, rec.version, muted=muted, next_step_at=again)
+        return await self._join(rec, now)
+
+    async def _join(self, rec: AlertRecord, now: float) -> bool:
+        """Fire the alert into the open group of its key (opening one that waits ``group_wait``)."""
+        names = self.config.group_by
+        key = group_key(rec.labels, names)
+        labels = {n: rec.labels[n] for n in names if rec.labels.get(n)}
+        for _ in range(_CAS_RETRIES):
+            group, new = await self.groups.open_or_insert(
+                key, labels, rec.severity, now=now, first_step_at=now + self.config.group_wait.total_seconds()
             )
-        if rec.state is AlertState.PENDING:
-            return await self._fire(rec, now, refire=False)
-        if rec.state is AlertState.ACKNOWLEDGED:
-            return await self._fire(rec, now, refire=True)
-        return await self._escalate(rec, now)
+            state = AlertState.ACKNOWLEDGED if rec.state is AlertState.ACKNOWLEDGED else AlertState.FIRING
+            if not await self.alerts.cas(
+                rec.id,
+                rec.version,
+                state=state,
+                fired_at=now,
+                group_id=group.id,
+                next_step_at=None,
+                muted=None,
+            ):
+                return False
+            again = await self.groups.get(group.id)
+            if again is not None and again.is_open:  # not resolved by its last host meanwhile
+                if not new:
+                    await self.pager.changed(group.id)
+                self._wake.set()
+                return True
+            fresh = await self.alerts.get(rec.id)
+            if fresh is None or not fresh.is_open:
+                return True
+            rec = fresh
+        log.error("alert #%d could not join a group %s", rec.id, key)
+        return False
 
     async def run(self) -> None:
         """Tick whenever a step is due or a signal arrived, until cancelled (the app's TaskGroup)."""
@@ -164,7 +203,8 @@ class AlertEngine:
             self._wake.clear()
             try:
                 await self.tick()
-                next_at = await self.alerts.next_due_at()
+                times = [t for t in (await self.alerts.next_due_at(), await self.groups.next_due_at()) if t]
+                next_at = min(times) if times else None
             except Exception:
                 log.exception("alert tick failed; retrying")
                 next_at = None
@@ -181,23 +221,32 @@ class AlertEngine:
 
     # ----- people's actions ----------------------------------------------------------------------
     async def ack(self, alert_id: int, by: str) -> AlertRecord:
+        """Acknowledge one host's alert; when every host of its group is acknowledged, the group too."""
         for _ in range(_CAS_RETRIES):
             rec = await self._open(alert_id)
-            now = self._now()
-            timeout = self.policy.ack_timeout
-            changes: dict[str, Any] = {
-                "state": AlertState.ACKNOWLEDGED,
-                "acked_by": by,
-                "acked_at": now,
-                "next_step_at": now + timeout.total_seconds() if timeout else None,
-            }
-            after = _with(rec, changes)
-            messages = self._page_edits(after) + self._notes(after, f"acknowledged by {by}.", Style.SUCCESS)
-            if rec.fired_at is not None:
-                messages += self._forward(after, "acknowledge")
-            if await self._apply(rec, messages, **changes):
+            if rec.state is AlertState.ACKNOWLEDGED:
+                return rec
+            if await self.alerts.cas(
+                rec.id, rec.version, state=AlertState.ACKNOWLEDGED, acked_by=by, acked_at=self._now()
+            ):
+                if rec.group_id is not None:
+                    members = await self.alerts.members(rec.group_id)
+                    if all(m.state is AlertState.ACKNOWLEDGED for m in members if m.is_open):
+                        await self.pager.ack(rec.group_id, by)
+                    else:
+                        await self.pager.changed(rec.group_id)
+                    self._wake.set()
                 return await self._must(alert_id)
         raise AlertError(f"Alert #{alert_id} keeps changing; try again.")
+
+    async def ack_group(self, group_id: int, by: str) -> GroupRecord:
+        """Acknowledge a group and every host in it: one ack stops the escalation for all."""
+        group = await self._open_group(group_id)
+        done = await self.pager.ack(group.id, by)
+        if done is None:
+            raise AlertError(f"Group {group.ref} keeps changing; try again.")
+        self._wake.set()
+        return done
 
     async def resolve(self, alert_id: int, by: str) -> AlertRecord:
         await self._open(alert_id)
@@ -206,191 +255,75 @@ class AlertEngine:
             raise AlertError(f"Alert #{alert_id} is already resolved.")
         return rec
 
+    async def resolve_group(self, group_id: int, by: str) -> GroupRecord:
+        """Resolve every open host of the group by hand; the last one resolves the group."""
+        group = await self._open_group(group_id)
+        for rec in await self.alerts.members(group.id):
+            if rec.is_open:
+                await self._resolve(rec.id, by=by, why=f"resolved by hand by {by}")
+        return await self._must_group(group.id)
+
     async def silence(
-        self, host: str, duration: timedelta, *, reason: str, by: str, kind: str | None = None
+        self, matchers: dict[str, tuple[str, ...]], duration: timedelta, *, reason: str, by: str
     ) -> Silence:
+        """Mute every alert whose labels fit all ``matchers`` (label → globs) for ``duration``."""
         now = self._clock.now()
         made = await self.silences.add(
-            host=host, kind=kind, ends_at=now + duration, reason=reason, by=by, now=now
+            matchers=matchers, ends_at=now + duration, reason=reason, by=by, now=now
         )
-        self._wake.set()
+        await self._recheck()
         return made
 
-    async def unsilence(self, host: str, by: str) -> int:
-        ended = await self.silences.cancel_host(host, by=by, now=self._clock.now())
-        for rec in await self.alerts.open_for_host(host):
-            if rec.muted:  # look again now instead of at the next recheck
-                await self._apply(rec, [], next_step_at=self._now())
-        self._wake.set()
+    async def unsilence(self, silence_id: int, by: str) -> Silence | None:
+        ended = await self.silences.cancel(silence_id, by=by, now=self._clock.now())
+        if ended is not None:
+            await self._recheck()
         return ended
 
-    # ----- steps ---------------------------------------------------------------------------------
-    async def _fire(self, rec: AlertRecord, now: float, *, refire: bool) -> bool:
-        levels = self.policy.snapshot(self._clock.now())
-        first = [i for i, lvl in enumerate(levels) if float(lvl["after"]) <= 0] or [0]
-        step = max(first) + 1
-        changes: dict[str, Any] = {
-            "state": AlertState.FIRING,
-            "fired_at": now,
-            "policy": levels,
-            "escalation_step": step,
-            "next_step_at": self._next_at(levels, step, now, now),
-            "muted": None,
-            "acked_by": None,
-            "acked_at": None,
-        }
-        after = _with(rec, changes)
-        paging = people_of(levels, first)
-        messages: list[_Message] = []
-        if refire and rec.page_key:
-            messages += self._page_edits(after, paging)
-            messages += self._notes(
-                after,
-                f"the acknowledgement by {rec.acked_by} timed out; firing again.",
-                Style.ERROR,
-                paging,
-            )
-        else:
-            rooms = await self._subs.rooms(self.config.topic)
-            if not rooms:
-                log.warning("alert #%d fires but no room subscribes to %r", rec.id, self.config.topic)
-            base = f"alert:{rec.id}:page"
-            changes |= {"page_key": base, "page_rooms": rooms}
-            after = _with(rec, changes)
-            host = self._host(rec.host)
-            for room in rooms:
-                reply = page(
-                    after,
-                    host,
-                    room.split(":", 1)[0],
-                    now=self._clock.now(),
-                    paging=paging,
-                    fix_hint=self._safe_hint,
-                )
-                messages.append(_Message(room, reply, f"{base}@{room}"))
-        messages += self._forward(after, "trigger")
-        return await self._apply(rec, messages, **changes)
+    async def unsilence_host(self, host: str, by: str) -> int:
+        """End the silences made for exactly this host (the old ``silence <host>`` form)."""
+        ended = await self.silences.cancel_host(host, by=by, now=self._clock.now())
+        if ended:
+            await self._recheck()
+        return ended
 
-    async def _escalate(self, rec: AlertRecord, now: float) -> bool:
-        levels: list[dict[str, Any]] = list(rec.policy or [])
-        step = rec.escalation_step
-        fired = rec.fired_at or now
-        if step < len(levels):
-            who = people_of(levels, [step])
-            label = levels[step].get("label", "next level")
-            minutes = int((now - fired) // 60)
-            text = f"not acknowledged after {minutes} min; escalating to the {label}."
-        else:
-            who = people_of(levels, range(len(levels)))
-            text = "still firing and not acknowledged."
-        changes = {
-            "escalation_step": step + 1,
-            "next_step_at": self._next_at(levels, step + 1, fired, now),
-            "muted": None,
-        }
-        after = _with(rec, changes)
-        return await self._apply(rec, self._notes(after, text, Style.ERROR, who), **changes)
+    async def mute_view(self) -> MuteView:
+        return await mute_view(self.silences, self.alerts, self.inhibitions, self._clock.now())
 
-    def _next_at(self, levels: Sequence[dict[str, Any]], step: int, fired: float, now: float) -> float | None:
-        if step < len(levels):
-            return max(now, fired + float(levels[step]["after"]))
-        repeat = self.policy.repeat
-        return now + repeat.total_seconds() if repeat else None
+    async def _recheck(self) -> None:
+        """Silences changed: held alerts and groups look again now, pages show the new state."""
+        now = self._now()
+        groups: set[int] = set()
+        for rec in await self.alerts.open_all():
+            if rec.muted and rec.next_step_at is not None:
+                await self.alerts.cas(rec.id, rec.version, next_step_at=now)
+            if rec.group_id is not None:
+                groups.add(rec.group_id)
+        for group_id in sorted(groups):
+            await self.pager.recheck(group_id)
+        self._wake.set()
 
     async def _resolve(self, alert_id: int, *, by: str | None, why: str) -> AlertRecord | None:
         for _ in range(_CAS_RETRIES):
             rec = await self.alerts.get(alert_id)
             if rec is None or not rec.is_open:
                 return None
-            changes: dict[str, Any] = {
-                "state": AlertState.RESOLVED,
-                "resolved_at": self._now(),
-                "resolved_by": by,
-                "next_step_at": None,
-            }
-            after = _with(rec, changes)
-            messages: list[_Message] = []
-            if rec.fired_at is not None:
-                text = f"resolved by {by}." if by else f"resolved: the condition cleared ({why[:300]})."
-                messages = self._page_edits(after) + self._notes(after, text, Style.SUCCESS)
-                messages += self._forward(after, "resolve")
-            if await self._apply(rec, messages, **changes):
-                log.info("alert #%d resolved (%s)", alert_id, "paged" if rec.fired_at else "never paged")
+            if await self.alerts.cas(
+                rec.id,
+                rec.version,
+                state=AlertState.RESOLVED,
+                resolved_at=self._now(),
+                resolved_by=by,
+                next_step_at=None,
+            ):
+                log.info("alert #%d resolved (%s)", alert_id, "grouped" if rec.group_id else "never paged")
+                if rec.group_id is not None:
+                    await self.pager.resolve_if_empty(rec.group_id, by=by, why=why)
+                    self._wake.set()
                 return await self.alerts.get(alert_id)
         raise AlertError(f"Alert #{alert_id} keeps changing; try again.")
 
-    async def _apply(self, rec: AlertRecord, messages: Sequence[_Message], **changes: Any) -> bool:
-        """Compare-and-set the alert and queue its messages in one transaction; False when stale."""
-        async with self._db.transaction():
-            if not await self.alerts.cas(rec.id, rec.version, **changes):
-                return False
-            for m in messages:
-                thread = await self._outbox_rows.message_id(m.thread_of) if m.thread_of else None
-                await self._outbox.enqueue(
-                    m.conversation, m.reply, thread=thread, key=m.key, edit_of=m.edit_of
-                )
-        return True
-
-    # ----- messages ------------------------------------------------------------------------------
-    def _page_edits(self, rec: AlertRecord, paging: Sequence[Any] = ()) -> list[_Message]:
-        if not rec.page_key:
-            return []
-        host = self._host(rec.host)
-        return [
-            _Message(
-                room,
-                page(
-                    rec,
-                    host,
-                    room.split(":", 1)[0],
-                    now=self._clock.now(),
-                    paging=paging,
-                    fix_hint=self._safe_hint,
-                ),
-                f"alert:{rec.id}:v{rec.version}:edit@{room}",
-                edit_of=f"{rec.page_key}@{room}",
-            )
-            for room in rec.page_rooms
-        ]
-
-    def _notes(self, rec: AlertRecord, text: str, style: Style, who: Sequence[Any] = ()) -> list[_Message]:
-        if not rec.page_key:
-            return []
-        out = []
-        for room in rec.page_rooms:
-            platform = room.split(":", 1)[0]
-            named = mentions(who, platform)
-            reply = note(rec, f"{text} {named}".strip(), style=style, notify=notify_ids(who, platform))
-            out.append(
-                _Message(
-                    room,
-                    reply,
-                    f"alert:{rec.id}:v{rec.version}:note@{room}",
-                    thread_of=f"{rec.page_key}@{room}",
-                )
-            )
-        return out
-
-    def _forward(self, rec: AlertRecord, action: str) -> list[_Message]:
-        host = self._host(rec.host)
-        return [
-            _Message(
-                target, pager_event(rec, action, host), f"alert:{rec.id}:v{rec.version}:{action}@{target}"
-            )
-            for target in self.config.forward_to
-        ]
-
     # ----- helpers -------------------------------------------------------------------------------
-    async def _muted(self, rec: AlertRecord) -> str | None:
-        silence = await self.silences.matching(rec.host, rec.kind, self._clock.now())
-        if silence is not None:
-            return f"silenced by {silence.created_by} until {silence.ends_at:%Y-%m-%d %H:%M} UTC"
-        for kind in kind_spec(rec.kind).inhibited_by:
-            source = await self.alerts.open_for(rec.host, kind)
-            if source is not None:
-                return f"inhibited by alert #{source.id} ({kind})"
-        return None
-
     async def _open(self, alert_id: int) -> AlertRecord:
         rec = await self.alerts.get(alert_id)
         if rec is None:
@@ -404,6 +337,20 @@ class AlertEngine:
         if rec is None:
             raise AlertError(f"No alert #{alert_id}.")
         return rec
+
+    async def _open_group(self, group_id: int) -> GroupRecord:
+        group = await self.groups.get(group_id)
+        if group is None:
+            raise AlertError(f"No alert group g{group_id}.")
+        if not group.is_open:
+            raise AlertError(f"Group g{group_id} is already resolved.")
+        return group
+
+    async def _must_group(self, group_id: int) -> GroupRecord:
+        group = await self.groups.get(group_id)
+        if group is None:
+            raise AlertError(f"No alert group g{group_id}.")
+        return group
 
     def _host(self, name: str) -> Host | None:
         try:
@@ -423,11 +370,3 @@ class AlertEngine:
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
-
-
-def _with(rec: AlertRecord, changes: Mapping[str, Any]) -> AlertRecord:
-    """The record as it will be after ``changes`` (for texts built before the write)."""
-    fields = dict(changes)
-    if "page_rooms" in fields:
-        fields["page_rooms"] = tuple(fields["page_rooms"])
-    return replace(rec, **fields, version=rec.version + 1)

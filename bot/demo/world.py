@@ -92,7 +92,7 @@ class DemoWorld:
         }
 
     @property
-    def group_wait(self) -> float:
+    def pending_for(self) -> float:
         """Longer than a reboot (two steps), so a patched host's short absence pages nobody."""
         return max(1.0, 3 * self.settings.step)
 
@@ -100,13 +100,14 @@ class DemoWorld:
     def loss_after(self) -> float:
         """How long after ``demo break`` the bootbank goes: the precursor's page comes first.
 
-        A loss inhibits a precursor that has not paged yet, so the margin past ``group_wait`` is at
+        A loss inhibits a precursor that has not paged yet, so the margin past ``pending_for`` is at
         least two seconds even with very short steps (a busy machine delays the engine's timer).
         """
-        return self.group_wait + max(2 * self.settings.step, 2.0)
+        return self.pending_for + max(2 * self.settings.step, 2.0)
 
     def alert_defaults(self) -> dict[str, Any]:
-        return {"group_wait": self.group_wait}
+        # each demo host pages alone and at once, so the tour follows one host's story
+        return {"for": self.pending_for, "group_wait": 0, "group_by": ["kind", "host"]}
 
     @staticmethod
     def oncall_defaults(console_user: str) -> dict[str, Any]:

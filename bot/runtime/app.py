@@ -26,6 +26,7 @@ from bot.actions.runner import HEARTBEAT, ORPHANED_AFTER, JobRunner
 from bot.advisories.poller import AdvisoryPoller
 from bot.advisories.service import AdvisoryService, bundled_advisories
 from bot.alerts.engine import AlertEngine
+from bot.alerts.inhibition import load_inhibit_rules
 from bot.alerts.intake import EngineConfig
 from bot.alerts.log_scan import HostIndex
 from bot.alerts.oncall import parse_oncall
@@ -263,7 +264,7 @@ class App:
         alert_config, oncall = sections.alerts, sections.oncall
         if demo is not None:  # the demo pages "you" and waits out a simulated reboot; config still wins
             wanted = {**demo.alert_defaults(), **(settings.extra.get("alerts") or {})}
-            alert_config = parse(EngineConfig, wanted, "alerts")
+            alert_config = EngineConfig.from_extra(wanted)
             if settings.extra.get("oncall") is None:
                 oncall = parse_oncall(demo.oncall_defaults(settings.console_user))
         senders, targets = pager_senders(sections.pager)
@@ -275,6 +276,7 @@ class App:
             policy=oncall,
             config=replace(alert_config, forward_to=alert_config.forward_to + targets),
             fix_hint=hint,
+            inhibitions=load_inhibit_rules(_paths(settings, alert_config.inhibit_rule_files)),
         )
         actions: dict[str, HostOps] = {vc.name: HostActions(door_for(vc), clock) for vc in vcenters}
         bmcs, job_settings = sections.bmcs, sections.jobs

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.advisories.offline_cli import advisories_match, advisories_parse, advisories_poll_once
+from bot.alerts.inhibition import InhibitRuleError
 from bot.alerts.log_scan import render as render_scan
 from bot.alerts.log_scan import scan_files
 from bot.alerts.patterns import LogRuleError, load_rules
@@ -306,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             catalog = BuildCatalog.bundled()
             code, text = asyncio.run(dump_inventory(settings.vcenters, as_json=args.json, catalog=catalog))
             return _print((text, code))
-    except (StoreError, InventoryError, ConfigError, LogRuleError, MatchRuleError) as exc:
+    except (StoreError, InventoryError, ConfigError, LogRuleError, MatchRuleError, InhibitRuleError) as exc:
         print(f"esxbot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -76,7 +76,7 @@ def _bmcs(raw: Any) -> BmcDirectory:
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "sources": lambda raw: tuple(parse_sources(raw)),
     "match_rules": _paths,
-    "alerts": lambda raw: parse(EngineConfig, raw, "alerts"),
+    "alerts": EngineConfig.from_extra,
     "oncall": parse_oncall,
     "pager": lambda raw: parse(PagerSettings, raw, "pager"),
     "syslog": _syslog,

@@ -1,4 +1,4 @@
-"""Alert, silence and handled-vCenter-event rows.
+"""Alert, silence and handled-vCenter-event rows (alert groups are in ``alert_groups``).
 
 Alerts change state only through ``cas``: an update guarded by the row's ``version``, which it bumps.
 A step computed from an old read (a stale timer, an old leader, a second engine) changes nothing.
@@ -32,6 +32,7 @@ _CAS_COLUMNS = frozenset(
         "acked_at",
         "resolved_at",
         "resolved_by",
+        "group_id",
     }
 )
 
@@ -64,6 +65,8 @@ class AlertRecord:
     resolved_at: float | None
     resolved_by: str | None
     version: int
+    labels: dict[str, str]
+    group_id: int | None
 
     @property
     def is_open(self) -> bool:
@@ -117,6 +120,12 @@ def _record(r: Row) -> AlertRecord:
         resolved_at=_opt_float(r["resolved_at"]),
         resolved_by=r["resolved_by"],
         version=int(r["version"]),
+        labels={  # rows from before labels existed still match on host and kind
+            "host": r["host"],
+            "kind": r["kind"],
+            **{str(k): str(v) for k, v in json.loads(r["labels"] or "{}").items()},
+        },
+        group_id=None if r["group_id"] is None else int(r["group_id"]),
     )
 
 
@@ -148,6 +157,15 @@ class AlertRepo:
         )
         return [_record(r) for r in rows]
 
+    async def open_all(self) -> list[AlertRecord]:
+        rows = await self._db.fetchall("SELECT * FROM alerts WHERE state <> 'resolved' ORDER BY id")
+        return [_record(r) for r in rows]
+
+    async def members(self, group_id: int) -> list[AlertRecord]:
+        """Every alert that joined the group, resolved ones included, oldest first."""
+        rows = await self._db.fetchall("SELECT * FROM alerts WHERE group_id = ? ORDER BY id", (group_id,))
+        return [_record(r) for r in rows]
+
     async def insert(
         self,
         *,
@@ -160,11 +178,13 @@ class AlertRepo:
         source: str,
         now: float,
         next_step_at: float,
+        labels: dict[str, str],
     ) -> AlertRecord | None:
         """Open a pending alert; None when one is already open for (host, kind) (the index decides)."""
         row = await self._db.fetchone(
             "INSERT INTO alerts (host, kind, state, severity, summary, detail, device, first_seen,"
-            " last_seen, sources, next_step_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)"
+            " last_seen, sources, next_step_at, labels)"
+            " VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (host, kind) WHERE state <> 'resolved' DO NOTHING RETURNING *",
             (
                 host,
@@ -177,6 +197,7 @@ class AlertRepo:
                 now,
                 json.dumps([source] if source else []),
                 next_step_at,
+                json.dumps(labels, sort_keys=True),
             ),
         )
         return None if row is None else _record(row)
@@ -234,9 +255,10 @@ class AlertRepo:
 
 @dataclass(frozen=True, slots=True)
 class Silence:
+    """A silence: label → globs it mutes (all must match), who made it, why, until when."""
+
     id: int
-    host: str
-    kind: str | None  # None: every kind of this host
+    matchers: dict[str, tuple[str, ...]]
     starts_at: datetime
     ends_at: datetime
     reason: str
@@ -244,10 +266,13 @@ class Silence:
 
 
 def _silence(r: Row) -> Silence:
+    if r["matchers"]:
+        matchers = {str(k): tuple(str(g) for g in v) for k, v in json.loads(r["matchers"]).items()}
+    else:  # the old form: one host, optionally one kind
+        matchers = {"host": (r["host"],), **({"kind": (r["kind"],)} if r["kind"] else {})}
     return Silence(
         id=int(r["id"]),
-        host=r["host"],
-        kind=r["kind"],
+        matchers=matchers,
         starts_at=from_epoch(float(r["starts_at"])),
         ends_at=from_epoch(float(r["ends_at"])),
         reason=r["reason"],
@@ -260,12 +285,29 @@ class SilenceRepo:
         self._db = db
 
     async def add(
-        self, *, host: str, kind: str | None, ends_at: datetime, reason: str, by: str, now: datetime
+        self,
+        *,
+        matchers: dict[str, tuple[str, ...]],
+        ends_at: datetime,
+        reason: str,
+        by: str,
+        now: datetime,
     ) -> Silence:
+        hosts = matchers.get("host", ("*",))
+        kinds = matchers.get("kind", ())
         row = await self._db.fetchone(
-            "INSERT INTO silences (host, kind, starts_at, ends_at, reason, created_by, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-            (host, kind, to_epoch(now), to_epoch(ends_at), reason, by, to_epoch(now)),
+            "INSERT INTO silences (host, kind, starts_at, ends_at, reason, created_by, created_at, matchers)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            (
+                "|".join(hosts),
+                "|".join(kinds) or None,
+                to_epoch(now),
+                to_epoch(ends_at),
+                reason,
+                by,
+                to_epoch(now),
+                json.dumps({k: list(v) for k, v in matchers.items()}, sort_keys=True),
+            ),
         )
         if row is None:
             raise StoreError("INSERT … RETURNING returned no row for a new silence")
@@ -279,16 +321,17 @@ class SilenceRepo:
             (to_epoch(now), by, to_epoch(now), host, to_epoch(now)),
         )
 
-    async def matching(self, host: str, kind: str, now: datetime) -> Silence | None:
-        """The active silence that mutes (host, kind), the one lasting longest."""
+    async def cancel(self, silence_id: int, *, by: str, now: datetime) -> Silence | None:
+        """End one active silence now; None when no active silence has that id."""
         row = await self._db.fetchone(
-            "SELECT * FROM silences WHERE host = ? AND (kind IS NULL OR kind = ?)"
-            " AND starts_at <= ? AND ends_at > ? ORDER BY ends_at DESC LIMIT 1",
-            (host, kind, to_epoch(now), to_epoch(now)),
+            "UPDATE silences SET ends_at = ?, cancelled_by = ?, cancelled_at = ?"
+            " WHERE id = ? AND ends_at > ? AND cancelled_at IS NULL RETURNING *",
+            (to_epoch(now), by, to_epoch(now), silence_id, to_epoch(now)),
         )
         return None if row is None else _silence(row)
 
     async def active(self, now: datetime) -> list[Silence]:
+        """Silences in force now, the one ending first first."""
         rows = await self._db.fetchall(
             "SELECT * FROM silences WHERE starts_at <= ? AND ends_at > ? ORDER BY ends_at",
             (to_epoch(now), to_epoch(now)),
