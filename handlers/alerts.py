@@ -23,10 +23,10 @@ def _engine(ctx: Context) -> AlertEngine:
     return ctx.services.alerts
 
 
-def _alert_id(raw: str) -> int:
+def _alert_id(ctx: Context, raw: str) -> int:
     text = raw.strip().lstrip("#")
     if not text.isdigit() or len(text) > 12:
-        raise CommandError(f"`{raw[:30]}` is not an alert number; `alerts` lists them.")
+        raise CommandError(f"`{raw[:30]}` is not an alert number; `{ctx.command.form('alerts')}` lists them.")
     return int(text)
 
 
@@ -66,7 +66,7 @@ async def alerts(ctx: Context, scope: Literal["all"] | None = None) -> Reply:
 )
 async def ack(ctx: Context, alert: str) -> Reply:
     try:
-        rec = await _engine(ctx).ack(_alert_id(alert), ctx.user.id)
+        rec = await _engine(ctx).ack(_alert_id(ctx, alert), ctx.user.id)
     except AlertError as exc:
         raise CommandError(str(exc)) from None
     timeout = _engine(ctx).policy.ack_timeout
@@ -78,7 +78,7 @@ async def ack(ctx: Context, alert: str) -> Reply:
 @command("resolve", help="Resolve an alert by hand (audited)", role=Role.OPERATOR)
 async def resolve(ctx: Context, alert: str) -> Reply:
     try:
-        rec = await _engine(ctx).resolve(_alert_id(alert), ctx.user.id)
+        rec = await _engine(ctx).resolve(_alert_id(ctx, alert), ctx.user.id)
     except AlertError as exc:
         raise CommandError(str(exc)) from None
     text = f"Alert #{rec.id} ({rec.host} {rec.kind}) resolved by {ctx.user.label}."

@@ -37,7 +37,9 @@ def _target(ctx: Context, hosts: tuple[Host, ...], to: str | None) -> KnownBuild
     if to:
         known = catalog.find(to) or catalog.find(re.sub(r"^(\d\.\d)\s*[uU]", r"\1 U", to))
         if known is None:
-            raise CommandError(f"Unknown release `{to[:40]}`; say `releases` for the list.")
+            raise CommandError(
+                f"Unknown release `{to[:40]}`; say `{ctx.command.form('releases')}` for the list."
+            )
         return known
     line = next((".".join(h.version.split(".")[:2]) for h in hosts if h.version), None)
     latest = catalog.latest(line) if line else None
@@ -190,7 +192,7 @@ async def _preview(
 ) -> Reply:
     overrides = parse_overrides(override)
     plan, _ = await _plan(ctx, target, _release_words(release), vm_action, evacuate, _width(parallel))
-    return plan_reply(plan, overrides, dry_run=dry_run)
+    return plan_reply(ctx, plan, overrides, dry_run=dry_run)
 
 
 @command(

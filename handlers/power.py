@@ -70,7 +70,7 @@ def _power_command(kind: Literal["shutdown", "reboot"], help_text: str) -> Comma
         override: str | None = None,
     ) -> Reply:
         plan = await _power_plan(ctx, kind, host, force, vm_policy, guest_timeout)
-        return plan_reply(plan, parse_overrides(override))
+        return plan_reply(ctx, plan, parse_overrides(override))
 
     async def run(
         ctx: Context,
@@ -107,7 +107,7 @@ async def _power_on_plan(ctx: Context, host: Host) -> Plan:
 
 
 async def _power_preview(ctx: Context, action: Literal["on"], host: Host) -> Reply:
-    return plan_reply(await _power_on_plan(ctx, host), frozenset())
+    return plan_reply(ctx, await _power_on_plan(ctx, host), frozenset())
 
 
 @command(
@@ -150,7 +150,7 @@ async def _mm_preview(
     override: str | None = None,
 ) -> Reply:
     plan = await _mm_plan(ctx, action, host, evacuate, vm_action, timeout)
-    return plan_reply(plan, parse_overrides(override))
+    return plan_reply(ctx, plan, parse_overrides(override))
 
 
 @command(

@@ -11,10 +11,12 @@ waited out, a dead access token stops the adapter with a clear error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -269,6 +271,8 @@ class MatrixAdapter:
     async def _answer(self, handle: CommandHandler, item: InboxItem) -> None:
         try:
             await self._inbox.mark(item.event_id, "running")
+            if item.kind == "reaction":
+                item = replace(item, thread=await self._thread_of(item.room, item.reply_to))
             reply = await self._reply_for(handle, item)
             if reply is not None:
                 await self._answer_with(item, reply)
@@ -277,6 +281,29 @@ class MatrixAdapter:
             raise
         except Exception:
             log.exception("matrix: could not answer %s in %s", item.event_id, item.room)
+            # the command ran (or was refused); only its answer is lost: a restart must not report it cut off
+            with contextlib.suppress(Exception):
+                await self._inbox.mark(item.event_id, "done")
+
+    async def _thread_of(self, room: str, event_id: str) -> str | None:
+        """The thread ``event_id`` is in, if any: answers to a reaction belong there, not on the reaction.
+
+        A reaction is itself a relation, and Synapse refuses a thread rooted at an event with one.
+        """
+        try:
+            event = checked(await self._client.room_get_event(room, event_id), f"get {event_id}").event
+        except MatrixFatal:
+            raise
+        except (MatrixError, OSError, TimeoutError) as exc:
+            log.warning("matrix: cannot read %s in %s to find its thread: %s", event_id, room, exc)
+            return None
+        source = getattr(event, "source", None)
+        content = source.get("content") if isinstance(source, dict) else None
+        relation = content.get("m.relates_to") if isinstance(content, dict) else None
+        if isinstance(relation, dict) and relation.get("rel_type") == "m.thread":
+            root = relation.get("event_id")
+            return root if isinstance(root, str) else None
+        return None
 
     async def _reply_for(self, handle: CommandHandler, item: InboxItem) -> Reply | None:
         text = item.text
@@ -285,14 +312,23 @@ class MatrixAdapter:
             if proposal is None:
                 return None  # a ✅ on something that is not one of our confirmations
             text = f"yes {proposal.token}"
+        elif item.kind == "answer":
+            proposal = await self._confirmations.get(text.split()[1])
+            if (
+                proposal is None
+                or proposal.state != "pending"
+                or proposal.conversation != f"{PLATFORM}:{item.room}"
+            ):
+                return None  # room talk that only looks like an answer
         room = self._client.rooms.get(item.room)
         user = User(f"{PLATFORM}:{item.sender}", room.user_name(item.sender) if room else None)
         command = Command(
             user=user,
             conversation=Conversation(PLATFORM, item.room, item.thread, item.direct),
             text=text,
-            message_id=item.event_id,
+            message_id=item.reply_to,  # a reaction's work threads under the message reacted to
             sent_at=item.sent_at,
+            prefix="" if item.direct else self._settings.prefix,
         )
         if not self._user_allowed(item.sender):
             await self._audit_refusal(command, "denied", "not in matrix.allowed_users")
@@ -318,7 +354,7 @@ class MatrixAdapter:
         )
 
     async def _answer_with(self, item: InboxItem, reply: Reply) -> None:
-        thread = item.thread or (item.event_id if reply.in_thread else None)
+        thread = item.thread or (item.reply_to if reply.in_thread else None)
         content = reply_content(reply, prefix=self._settings.prefix, reply_to=item.reply_to, thread=thread)
         event_id = await self._send_content(item.room, content, transaction_id("reply", item.event_id))
         await self._remember_confirms(reply, event_id)

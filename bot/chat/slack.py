@@ -249,6 +249,7 @@ class SlackAdapter:
                 text=incoming.text,
                 message_id=incoming.message_ts,
                 sent_at=incoming.sent_at,
+                prefix="" if incoming.kind is Kind.DM else self._settings.slash_command,
             )
             reply = await self._answer(command, handle)
             if incoming.kind is Kind.CLICK and reply.ok:

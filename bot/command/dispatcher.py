@@ -82,15 +82,16 @@ class Dispatcher:
             await self._audit(command, None, "bad-arguments", str(exc), ref)
             return Reply.error(f"Cannot read that command: {exc}")
         if not words:
-            return Reply.text("Say `help` to see what I can do.")
+            return Reply.text(f"Say `{command.form('help')}` to see what I can do.")
         role = self.role_of(command.user)
         spec = self.specs.get(words[0].lower())
         if spec is None:
             await self._audit(command, None, "unknown-command", words[0][:80], ref)
             names = [s.name for s in self.visible_specs(role)] or list(self.specs)
             guess = closest(words[0], names)
-            hint = f" Did you mean `{guess}`?" if guess else ""
-            return Reply.error(f"Unknown command `{words[0][:40]}`.{hint} Say `help` for the list.")
+            hint = f" Did you mean `{command.form(guess)}`?" if guess else ""
+            help_ = command.form("help")
+            return Reply.error(f"Unknown command `{words[0][:40]}`.{hint} Say `{help_}` for the list.")
         ctx = Context(command=command, role=role, services=self.services, gate=_Gate(self, command, role))
         return await self._run(spec, ctx, words[1:], ref)
 
@@ -111,7 +112,7 @@ class Dispatcher:
             reply = await spec.handler(ctx, *args, **kwargs)
         except BadArgument as exc:
             await self._audit(command, spec.name, "bad-arguments", str(exc), ref)
-            return Reply.error(f"{exc}\nUsage: `{spec.usage()}`" if "Usage" not in str(exc) else str(exc))
+            return Reply.error(f"{exc}\nUsage: `{command.form(spec.usage())}`")
         except CommandError as exc:
             await self._audit(command, spec.name, "failed", str(exc), ref)
             return Reply.error(str(exc))
@@ -147,13 +148,15 @@ class Dispatcher:
         )
         await self.services.store.confirmations.create(proposal)
         await self._audit(ctx.command, spec.name, "confirm-pending", f"token {token}", ref)
-        who = "another operator" if proposal.second_person else "you"
+        who = "Another operator must confirm" if proposal.second_person else "Confirm"
         minutes = max(1, settings.confirm_ttl // 60)
-        prompt = f"Confirm within {minutes} min: {who} can answer `yes {token}` (or `no {token}` to drop it)."
+        # the prompt names no command form: each renderer adds the ones its platform accepts
+        prompt = f"{who} within {minutes} min; the token works once."
         confirm = Confirm(token=token, prompt=prompt, expires_at=proposal.expires_at, danger=spec.mutating)
+        answer = ctx.command.form(f"yes {token}")
         return replace(
             preview,
-            summary=f"{preview.summary}\n{prompt}",
+            summary=f"{preview.summary}\n{prompt} Answer `{answer}`.",
             blocks=(*preview.blocks, confirm),
             data={**preview.data, "confirm": {"token": token, "expires_at": proposal.expires_at.isoformat()}},
         )
