@@ -9,6 +9,7 @@ from handlers.confirm import no, yes
 from handlers.help import help_
 from handlers.hosts import check, hosts
 from handlers.jobs import cancel, job, jobs
+from handlers.outbox import outbox
 from handlers.patch import patch
 from handlers.power import maintenance, power, reboot, shutdown
 from handlers.releases import affected, fixes, pr, releases
@@ -42,6 +43,7 @@ ALL: tuple[CommandSpec, ...] = (
     job,
     cancel,
     audit,
+    outbox,
     yes,
     no,
 )

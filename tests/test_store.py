@@ -212,9 +212,9 @@ async def test_outbox_order_retry_and_sent(db: Database) -> None:
     assert await repo.stats(110.0) == (4, 10.0)
 
     await repo.mark_retry(a1, "429 ratelimited", 300.0)
-    assert [r.id for r in await repo.due("slack", 200.0)] == [b1]  # a2 waits behind a1
+    assert [r.id for r in await repo.due("slack", 200.0)] == [a2, b1]  # a retrying row holds nothing back
     due = await repo.due("slack", 300.0)
-    assert [(r.id, r.attempts) for r in due] == [(a1, 1), (b1, 0)]
+    assert [(r.id, r.attempts) for r in due] == [(a1, 1), (a2, 0), (b1, 0)]
 
     await repo.mark_sent(a1, "1629806400.000100", 301.0)
     await repo.mark_failed(b1, "channel_not_found")
@@ -224,3 +224,10 @@ async def test_outbox_order_retry_and_sent(db: Database) -> None:
     assert await repo.stats(401.0) == (2, 300.0)
     assert await repo.next_due_at("slack") == 101.0
     assert await repo.next_due_at("teams") is None
+
+    edit = await repo.add(platform="slack", room="C1", payload="{}", now=402.0, key="a2/1", edit_of="a2")
+    await repo.mark_retry(a2, "HTTP 500", 500.0)
+    assert [r.id for r in await repo.due("slack", 450.0)] == []  # an edit waits for its own message
+    await repo.mark_failed(a2, "HTTP 500")
+    assert [r.id for r in await repo.due("slack", 450.0)] == [edit]
+    assert await repo.chain_message_id("a2") is None  # never sent: the edit goes out as a new message

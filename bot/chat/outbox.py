@@ -1,9 +1,12 @@
 """Persistent notification delivery: write first, send, mark sent with the message id, retry.
 
-Rows are delivered in order per room (a room's next row waits for the one before it), retried with
-capped exponential backoff and jitter, and wait out the platform's ``retry_after``. A row whose send
-succeeded but whose "sent" mark was lost in a crash is sent again after restart: a duplicate is
-better than a loss. Later updates of the same notification are rows with ``edit_of`` = the first
+Rows are delivered in order per room among deliverable messages: a room's next row waits for an earlier
+row not tried yet, never for one that is retrying after a failure (a failing message must not hold a
+room's pages back). Edits wait for their own message; an edit whose message failed for good is posted as
+a new message. Failures are retried with capped exponential backoff and jitter (their own budget, then
+"failed" with the error, listed by the ``outbox`` command) and wait out the platform's ``retry_after``.
+A row whose send succeeded but whose "sent" mark was lost in a crash is sent again after restart: a
+duplicate is better than a loss. Later updates of the same notification are rows with ``edit_of`` = the first
 row's key, delivered as an in-place edit of the stored message id.
 """
 
@@ -13,7 +16,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from bot.chat.base import ChatAdapter, DeliveryError
 from bot.chat.render_json import reply_from_dict, reply_to_dict
@@ -37,11 +40,19 @@ def split_key(conversation: str) -> tuple[str, str]:
 
 
 class Outbox:
-    def __init__(self, repo: OutboxRepo, subscriptions: SubscriptionRepo, clock: Clock) -> None:
+    def __init__(
+        self,
+        repo: OutboxRepo,
+        subscriptions: SubscriptionRepo,
+        clock: Clock,
+        *,
+        on_failed: Callable[[str], None] | None = None,
+    ) -> None:
         self._repo = repo
         self._subs = subscriptions
         self._clock = clock
         self._wake: dict[str, asyncio.Event] = {}
+        self.on_failed = on_failed  # (platform) for the failed-for-good metric
 
     def _event(self, platform: str) -> asyncio.Event:
         return self._wake.setdefault(platform, asyncio.Event())
@@ -87,13 +98,18 @@ class Outbox:
         now = self._clock.now().timestamp()
         try:
             reply = reply_from_dict(json.loads(row.payload))
-            if row.edit_of:
-                target = await self._repo.message_id(row.edit_of)
-                if target is None:
-                    raise DeliveryError(f"the message {row.edit_of} to edit is not sent yet")
+            # an edit is due only once the rows before it in its chain are sent or failed for good
+            target = await self._repo.chain_message_id(row.edit_of) if row.edit_of else None
+            if target is not None:
                 await adapter.edit(row.room, target, reply)
                 message_id = target
             else:
+                if row.edit_of:
+                    log.warning(
+                        "outbox row %d: the message %s it edits was never sent; posting it as a new one",
+                        row.id,
+                        row.edit_of,
+                    )
                 message_id = await adapter.send(
                     row.room, reply, thread=row.thread, key=row.key or f"outbox-{row.id}"
                 )
@@ -102,6 +118,8 @@ class Outbox:
         except (ValueError, KeyError, TypeError) as exc:
             log.error("outbox row %d has an unreadable payload, dropping it: %s", row.id, exc)
             await self._repo.mark_failed(row.id, f"unreadable payload: {exc}")
+            if self.on_failed is not None:
+                self.on_failed(row.platform)
             return False
         except Exception as exc:
             log.exception("outbox row %d: unexpected error from %s", row.id, row.platform)
@@ -113,8 +131,17 @@ class Outbox:
         self, row: OutboxRow, error: str, retry_after: float | None, permanent: bool, now: float
     ) -> bool:
         if permanent or row.attempts + 1 >= MAX_ATTEMPTS:
-            log.error("outbox row %d to %s:%s failed for good: %s", row.id, row.platform, row.room, error)
+            log.error(
+                "outbox row %d to %s:%s failed for good after %d attempt(s): %s (see the `outbox` command)",
+                row.id,
+                row.platform,
+                row.room,
+                row.attempts + 1,
+                error,
+            )
             await self._repo.mark_failed(row.id, error)
+            if self.on_failed is not None:
+                self.on_failed(row.platform)
             return False
         delay = retry_after if retry_after is not None else min(MAX_BACKOFF, 2.0**row.attempts)
         delay *= 1.0 if retry_after is not None else random.uniform(0.8, 1.2)  # noqa: S311 - jitter

@@ -166,6 +166,7 @@ class App:
         if correlation is not None:
             app.correlation = correlation
         app.dispatcher.on_outcome = app.metrics.command
+        app.outbox.on_failed = app.metrics.outbox_failed
         return app
 
     @property
