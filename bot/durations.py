@@ -23,3 +23,16 @@ def parse_duration(raw: str) -> timedelta:
     if pos != len(text) or seconds <= 0:
         raise ValueError(raw)
     return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The way people write it back: ``4h``, ``1d12h``, ``90s`` → ``1m30s``; never ``4:00:00``."""
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        count, seconds = divmod(seconds, _UNIT[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

@@ -61,6 +61,11 @@ class Command:
         return f"{self.prefix} {text}" if self.prefix else text
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with "…" when something was cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 class Style(StrEnum):
     PLAIN = "plain"
     SUCCESS = "success"

@@ -9,6 +9,7 @@ from handlers.confirm import no, yes
 from handlers.help import help_
 from handlers.hosts import check, hosts
 from handlers.jobs import cancel, job, jobs
+from handlers.more import more
 from handlers.outbox import outbox
 from handlers.patch import patch
 from handlers.power import maintenance, power, reboot, shutdown
@@ -44,6 +45,7 @@ ALL: tuple[CommandSpec, ...] = (
     cancel,
     audit,
     outbox,
+    more,
     yes,
     no,
 )

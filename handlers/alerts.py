@@ -10,6 +10,7 @@ from bot.alerts.page import alert_json
 from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.spec import CommandError, command
+from bot.durations import format_duration
 from bot.inventory.merged import find_host
 from bot.messages import Fields, Reply, Style, Table, Text
 from bot.store.alert_records import AlertRecord
@@ -70,7 +71,7 @@ async def ack(ctx: Context, alert: str) -> Reply:
     except AlertError as exc:
         raise CommandError(str(exc)) from None
     timeout = _engine(ctx).policy.ack_timeout
-    again = f" It fires again if still open in {timeout}." if timeout else ""
+    again = f" It fires again if still open in {format_duration(timeout)}." if timeout else ""
     text = f"Alert #{rec.id} ({rec.host} {rec.kind}) acknowledged by {ctx.user.label}.{again}"
     return Reply(summary=text, blocks=(Text(text, Style.SUCCESS),), data={"alert": alert_json(rec)})
 

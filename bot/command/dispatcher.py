@@ -16,6 +16,7 @@ from datetime import timedelta
 from bot.command.auth import Policy, Role
 from bot.command.context import Context
 from bot.command.grammar import BadArgument, closest, tokenize
+from bot.command.paging import paged
 from bot.command.services import Services
 from bot.command.spec import CommandError, CommandSpec, bind
 from bot.messages import Command, Confirm, Reply, Style, Text, User
@@ -109,7 +110,12 @@ class Dispatcher:
             args, kwargs = await bind(spec, ctx, words)
             if spec.confirm and ctx.confirmed_by is None:
                 return await self._propose(spec, ctx, args, kwargs, ref)
-            reply = await spec.handler(ctx, *args, **kwargs)
+            reply = await paged(
+                await spec.handler(ctx, *args, **kwargs),
+                self.services.store.kv,
+                command.conversation,
+                command.form,
+            )
         except BadArgument as exc:
             await self._audit(command, spec.name, "bad-arguments", str(exc), ref)
             return Reply.error(f"{exc}\nUsage: `{command.form(spec.usage())}`")

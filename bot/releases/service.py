@@ -15,7 +15,7 @@ from typing import Protocol
 
 from bot.builds import BuildCatalog, version_tuple
 from bot.inventory.merged import Inventory
-from bot.messages import Block, Reply, Style, Table, Text
+from bot.messages import Actions, Block, Button, Reply, Style, Table, Text, shorten
 from bot.model import Fix, Host, Release, Verdict
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.matching import ReleaseMatches, match_release
@@ -141,7 +141,7 @@ class ReleaseService:
             return ()
         affected_first = sorted(pending.items, key=lambda item: item[2] != Verdict.AFFECTED)
         rows = tuple(
-            (f"PR {fix.pr}", verdict.value, release.name, fix.title[:90])
+            (f"PR {fix.pr}", verdict.value, release.name, shorten(fix.title, 90))
             for release, fix, verdict in affected_first
         )
         if pending.target is not None:
@@ -149,7 +149,7 @@ class ReleaseService:
         else:
             advice = "No single known release contains them all."
         title = f"Fixes that matter to {host.name} in newer releases: {len(rows)}. {advice}"
-        return (Table(("PR", "verdict", "release", "title"), rows[:20], title=title),)
+        return (Table(("PR", "verdict", "release", "title"), rows, title=title),)  # long answers are paged
 
     def announcement(self, release: Release, *, update: bool = False) -> Reply:
         """The notification text: release, build, date, fix count, and what matters on this fleet."""
@@ -164,9 +164,13 @@ class ReleaseService:
             affected = fm.hosts(Verdict.AFFECTED)
             possibly = fm.hosts(Verdict.POSSIBLY_AFFECTED)
             if affected:
-                lines.append((f"PR {fm.fix.pr}", f"affects {hosts_phrase(affected)}", fm.fix.title[:100]))
+                lines.append(
+                    (f"PR {fm.fix.pr}", f"affects {hosts_phrase(affected)}", shorten(fm.fix.title, 100))
+                )
             elif possibly:
-                lines.append((f"PR {fm.fix.pr}", f"may affect {hosts_phrase(possibly)}", fm.fix.title[:100]))
+                lines.append(
+                    (f"PR {fm.fix.pr}", f"may affect {hosts_phrase(possibly)}", shorten(fm.fix.title, 100))
+                )
         lines.sort(key=lambda line: (not line[1].startswith("affects"), line[0]))
         affected_count = sum(1 for line in lines if line[1].startswith("affects"))
         summary = f"{head}; {affected_count} affect your hosts, {len(lines) - affected_count} may."
@@ -174,7 +178,10 @@ class ReleaseService:
         if lines:
             blocks.append(Table(("PR", "hosts", "title"), tuple(lines[:FIXES_LISTED])))
         if len(lines) > FIXES_LISTED:
-            blocks.append(Text(f"… and {len(lines) - FIXES_LISTED} more: `fixes {release.name}`"))
+            blocks.append(Text(f"… and {len(lines) - FIXES_LISTED} more."))
+            blocks.append(
+                Actions((Button("Show every fix", f"fixes {release.name}"),))
+            )  # each platform's form
         if release.notes_url and not release.notes_url.startswith("bundled:"):
             blocks.append(Text(f"Release notes: {release.notes_url}"))
         data = {"release": release.name, "build": release.build, "fixes": len(release.fixes)}
