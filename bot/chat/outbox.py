@@ -32,6 +32,13 @@ MAX_BACKOFF = 300.0
 IDLE_POLL = 2.0  # rows queued by another instance are seen within this many seconds
 
 
+def retry_delay(attempts: int, retry_after: float | None) -> float:
+    """Seconds before the next try: the platform's ``retry_after``, else capped backoff with jitter."""
+    if retry_after is not None:
+        return retry_after
+    return min(MAX_BACKOFF, 2.0**attempts) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+
+
 def split_key(conversation: str) -> tuple[str, str]:
     platform, sep, room = conversation.partition(":")
     if not sep or not room:
@@ -143,8 +150,7 @@ class Outbox:
             if self.on_failed is not None:
                 self.on_failed(row.platform)
             return False
-        delay = retry_after if retry_after is not None else min(MAX_BACKOFF, 2.0**row.attempts)
-        delay *= 1.0 if retry_after is not None else random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+        delay = retry_delay(row.attempts, retry_after)
         log.warning(
             "outbox row %d to %s:%s: %s; retry in %.1fs", row.id, row.platform, row.room, error, delay
         )
