@@ -134,7 +134,7 @@ class Dispatcher:
         preview = (
             await spec.preview(replace(ctx, preview=True), *args, **kwargs)
             if spec.preview
-            else Reply.text(f"About to run `{ctx.command.text}`.")
+            else Reply.text(f"About to run `{ctx.command.form(ctx.command.text)}`.")
         )
         if not preview.ok:
             await self._audit(ctx.command, spec.name, "failed", preview.summary[:200], ref)
@@ -254,7 +254,5 @@ class _Gate:
             raise CommandError(f"Only {proposal.user_id} or an operator can drop `{proposal.token}`.")
         now = self._d.services.clock.now()
         await self._d.services.store.confirmations.decide(proposal.token, "declined", by=user.id, at=now)
-        return Reply(
-            summary=f"Dropped `{proposal.text}`.",
-            blocks=(Text(f"Dropped `{proposal.text}`.", Style.WARNING),),
-        )
+        text = f"Dropped `{self._command.form(proposal.text)}`."
+        return Reply(summary=text, blocks=(Text(text, Style.WARNING),))
