@@ -5,7 +5,8 @@ in the inbound-dedupe table and written to the inbox in the same transaction tha
 ``next_batch``, then answered concurrently; a restarted bot finishes what its inbox still holds, so a
 command is neither lost nor run twice. The first start ever skips the backlog. Stale commands that
 would change hosts are answered "ignored", not run. Sync failures back off (capped), rate limits are
-waited out, a dead access token stops the adapter with a clear error.
+waited out, a dead access token stops the adapter with a clear error. The bot does not do end-to-end
+encryption: invited to an encrypted room (or a room that turns encrypted), it says so there and leaves.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from bot.store.sql.base import Database
 log = logging.getLogger(__name__)
 
 PLATFORM = "matrix"
+ENCRYPTION = "m.room.encryption"
 _PERMANENT = {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE", "M_UNKNOWN"}
 _TIMELINE_LIMIT = 100
 _SYNC_FILTER: dict[str, Any] = {
@@ -93,6 +95,7 @@ class MatrixAdapter:
         self._allowed_rooms: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._room_locks: dict[str, asyncio.Lock] = {}
+        self._refused: set[str] = set()  # encrypted rooms already told and left
         self._last_sync: float | None = None
 
     @property
@@ -180,6 +183,10 @@ class MatrixAdapter:
     def _collect(self, response: Any) -> list[InboxItem]:
         items: list[InboxItem] = []
         for room_id, info in response.rooms.join.items():
+            room = self._client.rooms.get(room_id)
+            if room is not None and room.encrypted and room_id not in self._refused:
+                self._spawn_refusal(room_id)
+                continue
             if info.timeline.limited and len(info.timeline.events) >= _TIMELINE_LIMIT:
                 log.warning(
                     "matrix: %s had more events than one sync holds; older ones were skipped", room_id
@@ -219,12 +226,18 @@ class MatrixAdapter:
                 ),
                 None,
             )
+            encrypted = any(
+                isinstance(getattr(e, "source", None), dict) and e.source.get("type") == ENCRYPTION
+                for e in info.invite_state
+            )
             try:
                 if room_id in self._allowed_rooms or (
                     inviter and self._settings.allowed_users and self._user_allowed(inviter)
                 ):
                     checked(await self._client.join(room_id), f"join {room_id}")
                     log.info("matrix: joined %s on invitation by %s", room_id, inviter)
+                    if encrypted:
+                        await self._refuse_encrypted(room_id)
                 else:
                     checked(await self._client.room_leave(room_id), f"reject {room_id}")
                     log.warning(
@@ -234,6 +247,31 @@ class MatrixAdapter:
                 raise
             except (MatrixError, OSError, TimeoutError) as exc:
                 log.warning("matrix: invitation to %s: %s", room_id, exc)
+
+    def _spawn_refusal(self, room_id: str) -> None:
+        self._refused.add(room_id)
+        task = asyncio.create_task(self._refuse_encrypted(room_id), name=f"matrix refuse {room_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refuse_encrypted(self, room_id: str) -> None:
+        """The bot cannot read end-to-end encrypted rooms: it says so (unencrypted) and leaves."""
+        self._refused.add(room_id)
+        log.warning(
+            "matrix: %s is end-to-end encrypted; I cannot read its commands, so I said so and left", room_id
+        )
+        note = (
+            "This room is end-to-end encrypted, and I cannot read encrypted messages, so I am leaving. "
+            "Talk to me in an unencrypted room, or in a direct message created without encryption."
+        )
+        try:
+            content = reply_content(Reply(summary=note, blocks=(Text(note, Style.WARNING),)), prefix="")
+            await self._send_content(room_id, content, transaction_id("encrypted", room_id))
+            checked(await self._client.room_leave(room_id), f"leave {room_id}")
+        except MatrixFatal:
+            raise
+        except (MatrixError, OSError, TimeoutError) as exc:
+            log.warning("matrix: could not tell %s that I cannot read it: %s", room_id, exc)
 
     def _is_direct(self, room_id: str) -> bool:
         room = self._client.rooms.get(room_id)
