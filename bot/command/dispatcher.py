@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import timedelta
 
@@ -48,6 +50,7 @@ class Dispatcher:
         self.services = services
         self.policy = policy
         self.on_outcome = on_outcome  # (command name, outcome) for metrics
+        self._outcome: ContextVar[str] = ContextVar(f"esxbot_outcome_{id(self)}", default="-")
 
     def role_of(self, user: User) -> Role:
         return self.policy.role_of(user.id)
@@ -67,14 +70,29 @@ class Dispatcher:
             return True
         return spec is not None and spec.mutating
 
-    async def handle(self, command: Command) -> Reply:
-        ref = new_ref()
+    async def handle(self, command: Command, *, ref: str | None = None) -> Reply:
+        """``ref`` (the log's correlation id, when the caller has one) names the command in the audit,
+        in "Internal error (ref …)" and in the one log line every command leaves."""
+        ref = ref or new_ref()
+        started = time.monotonic()
+        self._outcome.set("-")
         try:
             return await self._handle(command, ref)
         except Exception:
             log.exception("internal error (ref %s) on %r from %s", ref, command.text[:200], command.user.id)
             await self._audit(command, None, "error", "internal error", ref)
             return Reply.error(f"Internal error (ref {ref}). The details are in the bot's log.")
+        finally:
+            words = command.text.split(maxsplit=1)
+            log.info(
+                "command %s by %s in %s: %s (%.0f ms, ref %s)",
+                words[0][:40].lower() if words else "-",
+                command.user.id,
+                command.conversation.key,
+                self._outcome.get(),
+                (time.monotonic() - started) * 1000,
+                ref,
+            )
 
     async def _handle(self, command: Command, ref: str) -> Reply:
         try:
@@ -170,6 +188,7 @@ class Dispatcher:
     async def _audit(
         self, command: Command, name: str | None, outcome: str, detail: str | None, ref: str
     ) -> None:
+        self._outcome.set(outcome)
         if self.on_outcome is not None:
             self.on_outcome(name or "-", outcome)
         try:

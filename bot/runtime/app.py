@@ -35,7 +35,7 @@ from bot.chat.base import ChatAdapter
 from bot.chat.outbox import Outbox
 from bot.clock import Clock, SystemClock
 from bot.command.auth import Policy
-from bot.command.dispatcher import Dispatcher
+from bot.command.dispatcher import Dispatcher, new_ref
 from bot.command.services import Services, Store
 from bot.command.spec import CommandSpec, registry
 from bot.config import ConfigError, Settings
@@ -176,8 +176,9 @@ class App:
 
     async def handle(self, command: Command) -> Reply:
         """The dispatcher, with one correlation id on every log line of the command."""
-        with self.correlation.scope("cmd"):
-            return await self.dispatcher.handle(command)
+        ref = new_ref()
+        with self.correlation.scope("cmd", ref):  # the log's id is the ref people see in the reply
+            return await self.dispatcher.handle(command, ref=ref)
 
     @classmethod
     def _assemble(
