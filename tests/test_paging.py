@@ -1,7 +1,8 @@
 """Long answers are paged: on a 500-host fleet a person reaches every verdict of ``pr`` with ``more``.
 
 Each page is rendered as Slack Block Kit and as Matrix HTML, the way the adapters send it, and every
-host must show up in what a person reads: nothing is left as "N more part(s) did not fit".
+host must show up in what a person reads: nothing is left as "N more part(s) did not fit". On the
+Slack fake, a person clicks "Next" until the last page.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from bot.inventory.merged import StaticInventory
 from bot.messages import Actions, Command, Conversation, Reply, User, shorten
 from bot.runtime.app import App
 from tests.fixtures.bot import OPERATOR, bot_settings
+from tests.slack_bot import OPS, WAIT, actions_blocks, block_text, running_slack_bot
+from tests.slack_fake import SlackFake
 
 FLEET = 500
 
@@ -89,3 +92,27 @@ def test_durations_read_as_people_write_them() -> None:
 def test_cut_titles_say_they_were_cut() -> None:
     assert shorten("x" * 100, 90) == "x" * 89 + "…"
     assert shorten("short", 90) == "short"
+
+
+async def test_on_slack_the_next_button_reaches_every_verdict(slack_fake: SlackFake, tmp_path: Path) -> None:
+    clock = FakeClock()
+    demo = demo_inventory(BuildCatalog.bundled(), clock).hosts()
+    hosts = [replace(demo[i % len(demo)], name=f"esx{i:03d}.big.local") for i in range(FLEET)]
+    inventory = StaticInventory(hosts, "500 hosts", clock.now())
+    async with running_slack_bot(slack_fake, tmp_path / "bot.db", inventory=inventory):
+        await slack_fake.slash("pr 2777003")
+        await slack_fake.wait_for(lambda: len(slack_fake.bot_messages(OPS)) == 1, timeout=WAIT)
+        clicks = 0
+        while True:
+            last = slack_fake.bot_messages(OPS)[-1]
+            buttons = [e for b in actions_blocks(last) for e in b["elements"] if e.get("value") == "more"]
+            if not buttons:
+                break
+            count = len(slack_fake.bot_messages(OPS))
+            await slack_fake.click(last, value="more")
+            clicks += 1
+            await slack_fake.wait_for(lambda n=count: len(slack_fake.bot_messages(OPS)) > n, timeout=WAIT)
+    shown = " ".join(block_text(m) for m in slack_fake.bot_messages(OPS))
+    assert set(re.findall(r"esx\d{3}", shown)) == {f"esx{i:03d}" for i in range(FLEET)}
+    assert "did not fit" not in shown and "That was the last row." in shown
+    assert clicks > 1

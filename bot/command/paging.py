@@ -30,7 +30,8 @@ def page_size(table: Table) -> int:
 
 
 def _key(conversation: Conversation) -> str:
-    return f"more:{conversation.key}:{conversation.thread or '-'}"
+    # per room, not per thread: a Next button on a page posted in a thread continues the same answer
+    return f"more:{conversation.key}"
 
 
 def _range(title: str | None, start: int, shown: int, total: int) -> str:
