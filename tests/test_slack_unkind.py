@@ -95,6 +95,7 @@ async def test_a_revoked_token_is_reported_at_start_and_recovers(
 ) -> None:
     slack_fake.revoke("token_revoked")
     async with running_slack_bot(slack_fake, tmp_path / "bot.db") as bot:
+        await slack_fake.wait_for(lambda: bot.adapter.token_problem is not None, timeout=WAIT)
         assert slack_fake.calls_to("auth.test")[0].response == {"ok": False, "error": "token_revoked"}
         health = bot.adapter.health()
         assert not health.connected and "token_revoked" in health.detail

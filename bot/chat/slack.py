@@ -53,6 +53,7 @@ _PERMANENT = {
 _OUR_BUTTONS = re.compile(rf"^{ACTION_PREFIX}")
 _TOKEN_DEAD = {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"}
 _NOT_THERE = {"not_in_channel", "channel_not_found", "is_archived"}  # response_url still reaches the person
+TOKEN_RECHECK = 60.0  # seconds between auth.test calls while the token is rejected
 DIRECT_ATTEMPTS = 5  # a direct reply is retried like an outbox row, within about half a minute
 
 
@@ -108,14 +109,16 @@ class SlackAdapter:
     # ChatAdapter -------------------------------------------------------------------------------
     async def run(self, handle: CommandHandler) -> None:
         self._app = self._build_app(handle)
+        watch = asyncio.create_task(self._watch_token(), name="slack token check")
         try:
-            await self._check_token()
             if self._settings.mode == "http":
                 await self._serve_http(self._app)
             else:
                 await self._serve_socket(self._app)
             await asyncio.Event().wait()
         finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await self._shutdown()
 
     async def send(
@@ -233,6 +236,14 @@ class SlackAdapter:
             self._sessions += 1
             if self._sessions > 1:
                 log.info("slack socket mode reconnected (%d reconnect(s) so far)", self._sessions - 1)
+
+    async def _watch_token(self) -> None:
+        """``auth.test`` at start, then every ``TOKEN_RECHECK`` seconds while Slack rejects the token."""
+        await self._check_token()
+        while True:
+            await self._clock.sleep(TOKEN_RECHECK)
+            if self.token_problem is not None:
+                await self._check_token()
 
     async def _check_token(self) -> None:
         """``auth.test`` at start: a revoked or wrong token is reported at once, not on the first command."""
