@@ -412,24 +412,28 @@ class App:
             raise RuntimeError("no chat adapter configured")
         leadership = await open_leadership(self.database_url, self.db, name=self.settings.leader_name)
         self.single_instance = isinstance(leadership, SingleInstance)
-        await self.prepare()
-        async with asyncio.TaskGroup() as group:
-            others = [
-                group.create_task(leadership.run(), name="leadership"),
-                group.create_task(run_while_leader(leadership, self.background()), name="leader-loops"),
-            ]
-            if self.services.jobs is not None:  # every instance runs the jobs it was given
-                others.append(group.create_task(self.services.jobs.heartbeat(), name="job-heartbeat"))
-            if self.settings.web_port:
-                others.append(group.create_task(serve(self.health(leadership)), name="web"))
-            everywhere = [
-                group.create_task(a.run(self.handle), name=f"chat-{n}")
-                for n, a in chats.items()
-                if n != "matrix"
-            ]
-            await asyncio.wait(everywhere or others, return_when=asyncio.FIRST_COMPLETED)
-            for task in [*everywhere, *others]:
-                task.cancel()
+        try:
+            await self.prepare()
+            async with asyncio.TaskGroup() as group:
+                others = [
+                    group.create_task(leadership.run(), name="leadership"),
+                    group.create_task(run_while_leader(leadership, self.background()), name="leader-loops"),
+                ]
+                if self.services.jobs is not None:  # every instance runs the jobs it was given
+                    others.append(group.create_task(self.services.jobs.heartbeat(), name="job-heartbeat"))
+                if self.settings.web_port:
+                    others.append(group.create_task(serve(self.health(leadership)), name="web"))
+                everywhere = [
+                    group.create_task(a.run(self.handle), name=f"chat-{n}")
+                    for n, a in chats.items()
+                    if n != "matrix"
+                ]
+                await asyncio.wait(everywhere or others, return_when=asyncio.FIRST_COMPLETED)
+                for task in [*everywhere, *others]:
+                    task.cancel()
+        finally:
+            if isinstance(leadership, SingleInstance):
+                leadership.release()  # also when cancelled before its task started
 
     async def close(self) -> None:
         if self.services.jobs is not None:

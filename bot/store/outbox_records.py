@@ -29,13 +29,20 @@ class OutboxTrouble:
     created_at: float
 
 
-# A pending row waits only for an earlier row of its room that has not been tried yet (order among
-# deliverable messages) and, for an edit, for earlier rows of its own chain (its message and the edits
-# before it). A row that is retrying after a failure holds back nothing else: no room waits behind it.
+# A pending row waits for an earlier pending row of its room when that row is about to go (not tried
+# yet, and not itself stuck behind a retrying row of its own chain): order among deliverable messages.
+# An ordinary row also waits for an earlier row in its first few retries (attempts 1-2), so a short
+# hiccup does not shuffle a room; an alert page ("alert:…" keys) never waits for a retrying row. An
+# edit waits for the earlier rows of its own chain (its message and the edits before it). After two
+# failed tries a row is moved aside: it is retried on its own budget and holds nothing back.
 _DELIVERABLE = (
     "o.state = 'pending' AND o.platform = ? AND NOT EXISTS (SELECT 1 FROM outbox i"
     " WHERE i.state = 'pending' AND i.platform = o.platform AND i.room = o.room AND i.id < o.id"
-    " AND (i.attempts = 0 OR (o.edit_of IS NOT NULL AND (i.key = o.edit_of OR i.edit_of = o.edit_of))))"
+    " AND ((o.edit_of IS NOT NULL AND (i.key = o.edit_of OR i.edit_of = o.edit_of))"
+    " OR (i.attempts BETWEEN 1 AND 2 AND COALESCE(o.key, '') NOT LIKE 'alert:%')"
+    " OR (i.attempts = 0 AND NOT (i.edit_of IS NOT NULL AND EXISTS (SELECT 1 FROM outbox c"
+    " WHERE c.state = 'pending' AND c.attempts > 0 AND c.id < i.id"
+    " AND (c.key = i.edit_of OR c.edit_of = i.edit_of))))))"
 )
 
 
