@@ -1,13 +1,15 @@
 """Persistent notification delivery: write first, send, mark sent with the message id, retry.
 
-Rows are delivered in order per room among deliverable messages: a room's next row waits for an earlier
-row not tried yet, never for one that is retrying after a failure (a failing message must not hold a
-room's pages back). Edits wait for their own message; an edit whose message failed for good is posted as
-a new message. Failures are retried with capped exponential backoff and jitter (their own budget, then
-"failed" with the error, listed by the ``outbox`` command) and wait out the platform's ``retry_after``.
-A row whose send succeeded but whose "sent" mark was lost in a crash is sent again after restart: a
-duplicate is better than a loss. Later updates of the same notification are rows with ``edit_of`` = the first
-row's key, delivered as an in-place edit of the stored message id.
+Rows are delivered in order per room among deliverable messages: a room's next row waits for an
+earlier row not tried yet, and an ordinary row for one in its first two retries (a short hiccup keeps
+the order); an alert page never waits for a retrying row, and after two failures a row is moved aside
+so it holds nothing back (``OutboxRepo.due``). Edits wait for their own message; an edit whose message
+failed for good is posted as a new message. Failures are retried with capped exponential backoff and
+jitter (their own budget, then "failed" with the error, counted in ``esxbot_outbox_failed`` and listed
+by the ``outbox`` command) and wait out the platform's ``retry_after``. A row whose send succeeded but
+whose "sent" mark was lost in a crash is sent again after restart: a duplicate is better than a loss.
+Later updates of the same notification are rows with ``edit_of`` = the first row's key, delivered as
+an in-place edit of the stored message id.
 """
 
 from __future__ import annotations
