@@ -30,3 +30,16 @@ def _span(seconds: int, raw: str) -> timedelta:
     if seconds > MAX_SECONDS:
         raise ValueError(f"{raw}: longer than 100 years")
     return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """The way people write it back: ``4h``, ``1d12h``, ``90s`` → ``1m30s``; never ``4:00:00``."""
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        count, seconds = divmod(seconds, _UNIT[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

@@ -54,6 +54,16 @@ class Command:
     text: str
     message_id: str | None = None  # platform id of the message, for threads and reactions
     sent_at: datetime | None = None  # when the platform says it was sent (stale-command checks)
+    prefix: str = ""  # what makes text a command where it was said: "!esx", "/esx", "" in DMs and console
+
+    def form(self, text: str) -> str:
+        """``text`` as a person types it here, e.g. ``!esx help`` in a Matrix room, ``help`` in a DM."""
+        return f"{self.prefix} {text}" if self.prefix else text
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with "…" when something was cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 class Style(StrEnum):

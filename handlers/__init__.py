@@ -10,6 +10,8 @@ from handlers.confirm import no, yes
 from handlers.help import help_
 from handlers.hosts import check, hosts
 from handlers.jobs import cancel, job, jobs
+from handlers.more import more
+from handlers.outbox import outbox
 from handlers.patch import patch
 from handlers.power import maintenance, power, reboot, shutdown
 from handlers.releases import affected, fixes, pr, release, releases
@@ -45,6 +47,8 @@ ALL: tuple[CommandSpec, ...] = (
     job,
     cancel,
     audit,
+    outbox,
+    more,
     yes,
     no,
     advisories,

@@ -16,7 +16,7 @@ from bot.alerts.page import alert_json
 from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.spec import CommandError, command
-from bot.durations import parse_duration
+from bot.durations import format_duration, parse_duration
 from bot.inventory.merged import find_host
 from bot.messages import Fields, Reply, Style, Table, Text
 from bot.store.alert_records import AlertRecord, Silence
@@ -30,19 +30,19 @@ def _engine(ctx: Context) -> AlertEngine:
     return ctx.services.alerts
 
 
-def _alert_id(raw: str) -> int:
+def _alert_id(ctx: Context, raw: str) -> int:
     text = raw.strip().lstrip("#")
     if not text.isdigit() or len(text) > 12:
-        raise CommandError(f"`{raw[:30]}` is not an alert number; `alerts` lists them.")
+        raise CommandError(f"`{raw[:30]}` is not an alert number; `{ctx.command.form('alerts')}` lists them.")
     return int(text)
 
 
-def _target(raw: str) -> tuple[str, int]:
+def _target(ctx: Context, raw: str) -> tuple[str, int]:
     """``12``/``#12`` → ("alert", 12); ``g3`` → ("group", 3)."""
     text = raw.strip().lstrip("#")
     if text[:1].lower() == "g" and text[1:].isdigit() and len(text) <= 13:
         return "group", int(text[1:])
-    return "alert", _alert_id(raw)
+    return "alert", _alert_id(ctx, raw)
 
 
 def _since(epoch: float, now: datetime) -> str:
@@ -96,9 +96,9 @@ async def alerts(ctx: Context, scope: Literal["all"] | None = None) -> Reply:
 )
 async def ack(ctx: Context, alert: str) -> Reply:
     engine = _engine(ctx)
-    what, number = _target(alert)
+    what, number = _target(ctx, alert)
     timeout = engine.policy.ack_timeout
-    again = f" It fires again if still open in {timeout}." if timeout else ""
+    again = f" It fires again if still open in {format_duration(timeout)}." if timeout else ""
     try:
         if what == "group":
             group = await engine.ack_group(number, ctx.user.id)
@@ -118,7 +118,7 @@ async def ack(ctx: Context, alert: str) -> Reply:
 )
 async def resolve(ctx: Context, alert: str) -> Reply:
     engine = _engine(ctx)
-    what, number = _target(alert)
+    what, number = _target(ctx, alert)
     try:
         if what == "group":
             group = await engine.resolve_group(number, ctx.user.id)
@@ -179,7 +179,7 @@ async def silence(ctx: Context, what: str, *duration_and_reason: str) -> Reply:
     count = 0
     while count < len(words) and words[count] in given:
         count += 1
-    kind, number = _target(what) if what[:1] in "gG" and what[1:].isdigit() else ("host", 0)
+    kind, number = _target(ctx, what) if what[:1] in "gG" and what[1:].isdigit() else ("host", 0)
     if count:
         matchers = _matchers(words[:count])
         rest_words = words[count:]

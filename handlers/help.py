@@ -17,12 +17,12 @@ async def help_(ctx: Context, name: str | None = None) -> Reply:
         spec = ctx.services.commands.get(name.lower())
         if spec is None or spec.role > ctx.role:
             guess = closest(name, [s.name for s in visible])
-            hint = f" Did you mean `{guess}`?" if guess else ""
+            hint = f" Did you mean `{ctx.command.form(f'help {guess}')}`?" if guess else ""
             return Reply.error(f"No command `{name[:40]}` that you can run.{hint}")
         lines = [spec.help, f"Role: {spec.role.label}" + (", asks for confirmation" if spec.confirm else "")]
         return Reply(
             summary=f"{spec.usage()} — {spec.help}",
-            blocks=(Code(spec.usage()), Text("\n".join(lines))),
+            blocks=(Code(ctx.command.form(spec.usage())), Text("\n".join(lines))),
             data={"command": spec.name, "usage": spec.usage(), "role": spec.role.label},
         )
     rows = tuple((s.brief(), s.help + (" (confirm)" if s.confirm else "")) for s in visible)

@@ -81,10 +81,23 @@ def parse_overrides(raw: str | None) -> frozenset[str]:
     return names
 
 
-def plan_reply(plan: Plan, overrides: frozenset[str], *, dry_run: bool = False) -> Reply:
+def steps_count(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
+def nothing_to_do(plan: Plan) -> str | None:
+    """Why a plan without steps is refused, or None when it has steps."""
+    if plan.steps:
+        return None
+    why = "; ".join(f"{c.host} {c.name}: {c.detail}" for c in plan.checks if not c.ok) or "no step applies"
+    targets = ", ".join(h.name for h in plan.hosts)
+    return f"Nothing to do: {plan.kind} {targets} has no step that can run ({why})."
+
+
+def plan_reply(ctx: Context, plan: Plan, overrides: frozenset[str], *, dry_run: bool = False) -> Reply:
     blocking = failures(plan.checks, overrides)
     targets = ", ".join(h.name for h in plan.hosts)
-    head = f"Plan: {plan.kind} {targets} ({len(plan.steps)} steps)"
+    head = f"Plan: {plan.kind} {targets} ({steps_count(len(plan.steps))})"
     blocks: list[Block] = [Text(head)]
     checks = tuple(
         (c.host, c.name, c.mark + (" (overridden)" if not c.ok and c.name in overrides else ""), c.detail)
@@ -105,12 +118,17 @@ def plan_reply(plan: Plan, overrides: frozenset[str], *, dry_run: bool = False) 
         return Reply(summary=f"{head}. Dry run.", blocks=tuple(blocks), ok=False, data=data)
     locks = [c for c in blocking if c.name == "lock"]
     if locks:
-        text = f"Refused: {'; '.join(f'{c.host}: {c.detail}' for c in locks)}. See `jobs`."
-        return Reply(summary=text, blocks=tuple(blocks), ok=False)
+        text = (
+            f"Refused: {'; '.join(f'{c.host}: {c.detail}' for c in locks)}. See `{ctx.command.form('jobs')}`."
+        )
+        return Reply(summary=text, blocks=(*blocks, Text(text, Style.ERROR)), ok=False)
+    empty = nothing_to_do(plan)
+    if empty is not None:
+        return Reply(summary=empty, blocks=(*blocks, Text(empty, Style.ERROR)), ok=False)
     if blocking:
         names = ",".join(sorted({c.name for c in blocking}))
-        text = f"{head}. Pre-checks failed; fix them or add `--override {names}` (audited)."
-        return Reply(summary=text, blocks=tuple(blocks), ok=False)
+        hint = f"Fix them, or add `--override {names}` to the command (audited)."
+        return Reply(summary=f"{head}. Pre-checks failed. {hint}", blocks=(*blocks, Text(hint)), ok=False)
     return Reply(summary=head, blocks=tuple(blocks), data={"plan": plan.facts()})
 
 
@@ -132,7 +150,7 @@ def host_action(name: str, *, help: str) -> Callable[[Planner], CommandSpec]:
     def wrap(planner: Planner) -> CommandSpec:
         async def preview(ctx: Context, *args: Any, **kwargs: Any) -> Reply:
             planned = await planner(ctx, *args, **kwargs)
-            return plan_reply(planned.plan, planned.overrides, dry_run=planned.dry_run)
+            return plan_reply(ctx, planned.plan, planned.overrides, dry_run=planned.dry_run)
 
         @functools.wraps(planner)  # the planner's signature is the grammar
         async def run(ctx: Context, *args: Any, **kwargs: Any) -> Reply:
@@ -153,6 +171,9 @@ async def start(ctx: Context, plan: Plan, overrides: frozenset[str]) -> Reply:
     if blocking:
         reasons = "; ".join(f"{c.host} {c.name}: {c.detail}" for c in blocking)
         raise CommandError(f"Pre-checks failed, nothing was done: {reasons}")
+    empty = nothing_to_do(plan)
+    if empty is not None:
+        raise CommandError(empty)
     overridden = [c for c in plan.checks if not c.ok and c.blocking and c.name != "lock"]
     if overridden:
         await ctx.services.store.audit.record(
@@ -178,9 +199,8 @@ async def start(ctx: Context, plan: Plan, overrides: frozenset[str]) -> Reply:
     try:
         job = await runner.submit(request)
     except HostBusy as exc:
-        raise CommandError(
-            f"Refused: {exc.host} is busy with job #{exc.job_id}; see `job {exc.job_id}`."
-        ) from None
+        see = ctx.command.form(f"job {exc.job_id}")
+        raise CommandError(f"Refused: {exc.host} is busy with job #{exc.job_id}; see `{see}`.") from None
     text = f"Job #{job.id} started: {plan.kind} {', '.join(job.targets)}. Progress follows in the thread."
     return Reply(summary=text, blocks=(Text(text, Style.SUCCESS),), data={"job": job.id}, in_thread=True)
 

@@ -47,7 +47,9 @@ def _target(ctx: Context, hosts: tuple[Host, ...], to: str | None, fresh: bool) 
     if to:
         known = catalog.find(to) or catalog.find(re.sub(r"^(\d\.\d)\s*[uU]", r"\1 U", to))
         if known is None:
-            raise CommandError(f"Unknown release `{to[:40]}`; say `releases` for the list.")
+            raise CommandError(
+                f"Unknown release `{to[:40]}`; say `{ctx.command.form('releases')}` for the list."
+            )
         if known.withdrawn:
             instead = catalog.replacement(known)
             use = f" Patch to {instead.name} (build {instead.build}) instead." if instead else ""

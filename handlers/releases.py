@@ -10,7 +10,7 @@ from typing import Literal
 from bot.command.auth import Role
 from bot.command.context import Context
 from bot.command.spec import command
-from bot.messages import Block, Fields, Reply, Style, Table, Text
+from bot.messages import Block, Fields, Reply, Style, Table, Text, shorten
 from bot.model import Release, Verdict
 from bot.releases.matching import VERDICT_ORDER, FixMatches
 from bot.releases.service import MATTERS, ReleaseService, freshness, hosts_phrase
@@ -131,7 +131,7 @@ async def fixes(ctx: Context, *release_ref: str) -> Reply:
     by_component: dict[str, list[tuple[str, ...]]] = {}
     for fm in result.fixes:
         affected, possibly = _counts(fm)
-        row = (f"PR {fm.fix.pr}", str(affected), str(possibly), fm.fix.title[:100])
+        row = (f"PR {fm.fix.pr}", str(affected), str(possibly), shorten(fm.fix.title, 100))
         by_component.setdefault(fm.fix.component or "Other", []).append(row)
     blocks: list[Block] = [
         Table(("PR", "affected", "possibly", "title"), tuple(rows), title=component)

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.chat.slack import SlackAdapter
 from bot.config import AuthSettings, Secret, Settings, SlackSettings
+from bot.inventory.merged import Inventory
 from bot.runtime.app import App
 from bot.runtime.cli import chat_adapters
 from tests.fixtures.matrix_bot import SPECS
@@ -50,7 +51,7 @@ class SlackBot:
 
 @contextlib.asynccontextmanager
 async def running_slack_bot(
-    fake: SlackFake, db_path: Path, *, stale_after: int = 120
+    fake: SlackFake, db_path: Path, *, stale_after: int = 120, inventory: Inventory | None = None
 ) -> AsyncIterator[SlackBot]:
     settings = Settings(
         database_url=str(db_path),
@@ -60,7 +61,7 @@ async def running_slack_bot(
         slack=slack_settings(fake),
         base_dir=str(db_path.parent),
     )
-    app = await App.open(settings, specs=SPECS)
+    app = await App.open(settings, specs=SPECS, inventory=inventory)
     (adapter,) = chat_adapters(app)
     assert isinstance(adapter, SlackAdapter)
     app.add_adapter(adapter)

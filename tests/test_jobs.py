@@ -4,9 +4,12 @@ shutdown, host locks, restart → interrupted, cancel, and refused/audited confi
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
+from bot.messages import Command, Conversation, User
 from bot.model import JobState
+from bot.runtime.logconfig import CorrelationFilter
 from tests.fixtures.bot import OPERATOR, VIEWER
 from tests.fixtures.vcsim import VcsimFactory
 from tests.jobs_lab import lab_bot, token
@@ -180,3 +183,35 @@ async def test_refusals_are_audited(vcsim_factory: VcsimFactory, tmp_path: Path)
         assert (OLGA, "yes", "failed") in audit
         assert [o for u, c, o in audit if c == "yes" and u == OPERATOR].count("failed") == 2
         assert len(await bot.runner.repo.listing()) == 1
+
+
+async def test_job_steps_log_under_the_confirming_commands_correlation_id(
+    vcsim_factory: VcsimFactory, tmp_path: Path
+) -> None:
+    lab = vcsim_factory()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    async with lab_bot(lab, tmp_path) as bot:
+        handler.addFilter(CorrelationFilter(bot.app.correlation))
+        logger = logging.getLogger("bot")
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            where = Conversation("console", "ops")
+            preview = await bot.app.handle(
+                Command(User(OPERATOR), where, "maintenance enter DC0_C1_H3 --vm-action power-off")
+            )
+            started = await bot.app.handle(Command(User(OPERATOR), where, f"yes {token(preview)}"))
+            job = await bot.runner.wait(started.data["job"])
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    assert job.state is JobState.SUCCEEDED, job.result
+    yes_line = next(r for r in records if r.getMessage().startswith("command yes "))
+    steps = [r for r in records if r.getMessage().startswith(f"job #{job.id} ")]
+    outcomes = [r.getMessage().split(": ")[1] for r in steps]
+    assert outcomes == ["step-ok"] * len(job.steps) + ["succeeded"], outcomes
+    assert {r.correlation_id for r in steps} == {yes_line.correlation_id}  # type: ignore[attr-defined]
+    assert yes_line.correlation_id != "-"  # type: ignore[attr-defined]

@@ -10,8 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.command.auth import Role
+from bot.command.context import Context
+from bot.command.spec import command
 from bot.config import MatrixSettings, Secret, Settings, SlackSettings, VCenterSettings, load_settings
+from bot.messages import Command, Conversation, Reply, User
 from bot.runtime.logconfig import Correlation, Redactor, configure, secret_values
+from handlers import ALL as ALL_SPECS
+from tests.fixtures.bot import OPERATOR, MakeBot
 
 BOT = "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx"
 APP = "xapp-1-A0123456789-1234567890123-abcdef0123456789"
@@ -119,3 +125,32 @@ async def test_json_lines_carry_the_correlation_id_of_their_task(root_restored: 
     assert by_id["-"] == ["outside"]
     assert ids[0] != ids[1] and all(i.startswith("cmd-") for i in ids)
     assert {line["level"] for line in lines} == {"INFO"} and lines[0]["logger"] == "bot.command.dispatcher"
+
+
+@command("explode", help="A command that fails inside (tests)", role=Role.VIEWER)
+async def explode(ctx: Context) -> Reply:
+    raise RuntimeError("boom")
+
+
+async def test_every_command_logs_one_line_and_an_internal_error_names_its_log_id(
+    root_restored: None, make_bot: MakeBot
+) -> None:
+    out = io.StringIO()
+    bot = await make_bot(specs=(*ALL_SPECS, explode))
+    configure(json_lines=True, correlation=bot.app.correlation, stream=out)
+    where = Conversation("matrix", "!ops:hs")
+    for text in ("check esx01", "explode", "frobnicate"):
+        await bot.app.handle(Command(User(OPERATOR), where, text, sent_at=bot.clock.now()))
+    failed = await bot.app.handle(Command(User(OPERATOR), where, "explode", sent_at=bot.clock.now()))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    done = [line for line in lines if line["message"].startswith("command ")]
+    assert [line["message"].split(" (")[0] for line in done] == [
+        f"command check by {OPERATOR} in matrix:!ops:hs: ok",
+        f"command explode by {OPERATOR} in matrix:!ops:hs: error",
+        f"command frobnicate by {OPERATOR} in matrix:!ops:hs: unknown-command",
+        f"command explode by {OPERATOR} in matrix:!ops:hs: error",
+    ]
+    assert all(line["correlation_id"].startswith("cmd-") for line in done)
+    ref = failed.summary.split("(ref ")[1].split(")")[0]
+    error = [line for line in lines if line["level"] == "ERROR"][-1]
+    assert error["correlation_id"] == f"cmd-{ref}" and "RuntimeError: boom" in error["exception"]

@@ -46,7 +46,7 @@ SAMPLES = {
             Code("maintenance enter\ninstall 18426014\nreboot"),
             Confirm(
                 "k7m2x9qa",
-                "Confirm within 5 min: answer `yes k7m2x9qa`.",
+                "Confirm within 5 min; the token works once.",
                 datetime(2021, 8, 24, 12, 5, tzinfo=UTC),
             ),
             Actions((Button("Acknowledge", "ack 12"), Button("Shut down", "shutdown esx01", danger=True))),

@@ -74,7 +74,7 @@ def test_hostile_text_is_escaped_and_survives_as_text() -> None:
 
 def test_confirm_tells_how_to_answer_with_the_configured_prefix() -> None:
     message = render(CASES["confirm_shutdown"], prefix="!ops")
-    assert "React ✅ or type `!ops yes k7q2` (expires 12:05 UTC)." in message.body
+    assert "React ✅ or type `!ops yes k7q2`; `!ops no k7q2` drops it (expires 12:05 UTC)." in message.body
     assert "<code>!ops yes k7q2</code>" in message.formatted_body
     assert message.content()["format"] == HTML_FORMAT
     assert message.content()["msgtype"] == "m.notice"
@@ -83,3 +83,11 @@ def test_confirm_tells_how_to_answer_with_the_configured_prefix() -> None:
 def test_short_table_rows_are_padded() -> None:
     body = render(CASES["host_card"]).body
     assert "2761169  fixed" in body
+
+
+def test_inline_code_is_code_in_html_and_back_ticked_in_the_body() -> None:
+    message = render(Reply.error("Unknown command `frobnicate`. Say `!esx <b>help</b>`."))
+    assert "Unknown command `frobnicate`." in message.body
+    assert "<code>frobnicate</code>" in message.formatted_body
+    assert "<code>!esx &lt;b&gt;help&lt;/b&gt;</code>" in message.formatted_body
+    assert "`" not in message.formatted_body

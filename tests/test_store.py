@@ -217,7 +217,7 @@ async def test_outbox_order_retry_and_sent(db: Database) -> None:
     assert await repo.stats(110.0) == (4, 10.0)
 
     await repo.mark_retry(a1, "429 ratelimited", 300.0)
-    assert [r.id for r in await repo.due("slack", 200.0)] == [b1]  # a2 waits behind a1
+    assert [r.id for r in await repo.due("slack", 200.0)] == [b1]  # a2 waits behind a1's first retries
     due = await repo.due("slack", 300.0)
     assert [(r.id, r.attempts) for r in due] == [(a1, 1), (b1, 0)]
 
@@ -229,6 +229,13 @@ async def test_outbox_order_retry_and_sent(db: Database) -> None:
     assert await repo.stats(401.0) == (2, 300.0)
     assert await repo.next_due_at("slack") == 101.0
     assert await repo.next_due_at("teams") is None
+
+    edit = await repo.add(platform="slack", room="C1", payload="{}", now=402.0, key="a2/1", edit_of="a2")
+    await repo.mark_retry(a2, "HTTP 500", 500.0)
+    assert [r.id for r in await repo.due("slack", 450.0)] == []  # an edit waits for its own message
+    await repo.mark_failed(a2, "HTTP 500")
+    assert [r.id for r in await repo.due("slack", 450.0)] == [edit]
+    assert await repo.chain_message_id("a2") is None  # never sent: the edit goes out as a new message
 
 
 async def test_alert_groups_labels_and_matcher_silences(db: Database) -> None:
@@ -286,3 +293,33 @@ async def test_alert_groups_labels_and_matcher_silences(db: Database) -> None:
     assert await silences.cancel(made.id, by="cy", now=T0 + timedelta(minutes=6)) is None
     assert await silences.cancel_host("esx02", by="cy", now=T0 + timedelta(minutes=6)) == 1
     assert await silences.active(T0 + timedelta(minutes=7)) == []
+
+
+async def test_outbox_a_failing_card_holds_back_neither_pages_nor_for_long_the_rest(db: Database) -> None:
+    repo = OutboxRepo(db)
+
+    async def add(key: str, now: float, edit_of: str | None = None) -> int:
+        row = await repo.add(platform="slack", room="C1", payload="{}", now=now, key=key, edit_of=edit_of)
+        assert row is not None
+        return row
+
+    card = await add("job-1-progress", 100.0)
+    first, second = (
+        await add("job-1-progress/1", 101.0, card_key := "job-1-progress"),
+        await add("job-1-progress/2", 102.0, card_key),
+    )
+    page = await add("alert:7:page@slack:C1", 103.0)
+    note = await add("release:123@slack:C1", 104.0)
+    assert [r.id for r in await repo.due("slack", 200.0)] == [card]  # in order while nothing failed
+    await repo.mark_retry(card, "HTTP 500", 900.0)
+    # the card's edits wait for it; the page goes; an ordinary row waits out the card's first retries
+    assert [r.id for r in await repo.due("slack", 200.0)] == [page]
+    await repo.mark_sent(page, "p1", 201.0)
+    assert await repo.next_due_at("slack") == 900.0  # no busy loop on rows that cannot go
+    await repo.mark_retry(card, "HTTP 500", 950.0)
+    await repo.mark_retry(card, "HTTP 500", 990.0)  # third failure: moved aside
+    assert [r.id for r in await repo.due("slack", 300.0)] == [note]
+    await repo.mark_sent(card, "c1", 991.0)
+    assert [r.id for r in await repo.due("slack", 992.0)] == [first]  # the room's order again
+    await repo.mark_sent(first, "c1", 993.0)
+    assert [r.id for r in await repo.due("slack", 994.0)] == [second]

@@ -357,6 +357,11 @@ class JobRunner:
             )
 
     async def _record(self, job: JobRecord, outcome: str, detail: str) -> None:
+        # the job's task was started inside the command, so this line carries the command's correlation id
+        level = logging.WARNING if outcome in ("step-failed", "failed", "interrupted") else logging.INFO
+        log.log(
+            level, "job #%d %s %s: %s: %s", job.id, job.kind, ",".join(job.targets), outcome, detail[:300]
+        )
         await self._audit.record(
             at=self._clock.now(), user_id=job.requested_by, conversation=job.conversation,
             text=f"job #{job.id} {job.kind} {' '.join(job.targets)}"[:500], command=f"job:{job.kind}",

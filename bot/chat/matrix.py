@@ -5,17 +5,20 @@ in the inbound-dedupe table and written to the inbox in the same transaction tha
 ``next_batch``, then answered concurrently; a restarted bot finishes what its inbox still holds, so a
 command is neither lost nor run twice. The first start ever skips the backlog. Stale commands that
 would change hosts are answered "ignored", not run. Sync failures back off (capped), rate limits are
-waited out, a dead access token stops the adapter with a clear error.
+waited out, a dead access token stops the adapter with a clear error. The bot does not do end-to-end
+encryption: invited to an encrypted room (or a room that turns encrypted), it says so there and leaves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import json
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -45,6 +48,7 @@ from bot.store.sql.base import Database
 log = logging.getLogger(__name__)
 
 PLATFORM = "matrix"
+ENCRYPTION = "m.room.encryption"
 _PERMANENT = {"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_NOT_JSON", "M_TOO_LARGE", "M_UNKNOWN"}
 _TIMELINE_LIMIT = 100
 _SYNC_FILTER: dict[str, Any] = {
@@ -92,6 +96,7 @@ class MatrixAdapter:
         self._allowed_rooms: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._room_locks: dict[str, asyncio.Lock] = {}
+        self._refused: set[str] = set()  # encrypted rooms already told and left
         self._last_sync: float | None = None
         self._unparsable = 0  # foreign events our parser dropped for breaking the spec's shape
         self._direct_rooms: set[str] = set()  # from the account's m.direct account data
@@ -190,6 +195,10 @@ class MatrixAdapter:
     def _collect(self, response: Any) -> list[InboxItem]:
         items: list[InboxItem] = []
         for room_id, info in response.rooms.join.items():
+            room = self._client.rooms.get(room_id)
+            if room is not None and room.encrypted and room_id not in self._refused:
+                self._spawn_refusal(room_id)
+                continue
             if info.timeline.limited and len(info.timeline.events) >= _TIMELINE_LIMIT:
                 log.warning(
                     "matrix: %s had more events than one sync holds; older ones were skipped", room_id
@@ -252,13 +261,19 @@ class MatrixAdapter:
             inviter = sender if isinstance(sender, str) else None
             content = getattr(own, "content", None)  # nio moves it out of ``source``
             direct = isinstance(content, dict) and content.get("is_direct") is True
+            encrypted = any(
+                isinstance(getattr(e, "source", None), dict) and e.source.get("type") == ENCRYPTION
+                for e in info.invite_state
+            )
             try:
                 if room_id in self._allowed_rooms or (
                     inviter and self._settings.allowed_users and self._user_allowed(inviter)
                 ):
                     checked(await self._client.join(room_id), f"join {room_id}")
                     log.info("matrix: joined %s on invitation by %s", room_id, inviter)
-                    if direct:
+                    if encrypted:
+                        await self._refuse_encrypted(room_id)
+                    elif direct:
                         self._invited_direct.add(room_id)
                         await self._kv.set(
                             self._session.key("direct_rooms"), json.dumps(sorted(self._invited_direct))
@@ -272,6 +287,31 @@ class MatrixAdapter:
                 raise
             except (MatrixError, OSError, TimeoutError) as exc:
                 log.warning("matrix: invitation to %s: %s", room_id, exc)
+
+    def _spawn_refusal(self, room_id: str) -> None:
+        self._refused.add(room_id)
+        task = asyncio.create_task(self._refuse_encrypted(room_id), name=f"matrix refuse {room_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refuse_encrypted(self, room_id: str) -> None:
+        """The bot cannot read end-to-end encrypted rooms: it says so (unencrypted) and leaves."""
+        self._refused.add(room_id)
+        log.warning(
+            "matrix: %s is end-to-end encrypted; I cannot read its commands, so I said so and left", room_id
+        )
+        note = (
+            "This room is end-to-end encrypted, and I cannot read encrypted messages, so I am leaving. "
+            "Talk to me in an unencrypted room, or in a direct message created without encryption."
+        )
+        try:
+            content = reply_content(Reply(summary=note, blocks=(Text(note, Style.WARNING),)), prefix="")
+            await self._send_content(room_id, content, transaction_id("encrypted", room_id))
+            checked(await self._client.room_leave(room_id), f"leave {room_id}")
+        except MatrixFatal:
+            raise
+        except (MatrixError, OSError, TimeoutError) as exc:
+            log.warning("matrix: could not tell %s that I cannot read it: %s", room_id, exc)
 
     def _is_direct(self, room_id: str) -> bool:
         """What ``m.direct`` or the invitation said, never a guess from the member count."""
@@ -309,6 +349,8 @@ class MatrixAdapter:
     async def _answer(self, handle: CommandHandler, item: InboxItem) -> None:
         try:
             await self._inbox.mark(item.event_id, "running")
+            if item.kind == "reaction":
+                item = replace(item, thread=await self._thread_of(item.room, item.reply_to))
             reply = await self._reply_for(handle, item)
             if reply is not None:
                 await self._answer_with(item, reply)
@@ -317,6 +359,29 @@ class MatrixAdapter:
             raise
         except Exception:
             log.exception("matrix: could not answer %s in %s", item.event_id, item.room)
+            # the command ran (or was refused); only its answer is lost: a restart must not report it cut off
+            with contextlib.suppress(Exception):
+                await self._inbox.mark(item.event_id, "done")
+
+    async def _thread_of(self, room: str, event_id: str) -> str | None:
+        """The thread ``event_id`` is in, if any: answers to a reaction belong there, not on the reaction.
+
+        A reaction is itself a relation, and Synapse refuses a thread rooted at an event with one.
+        """
+        try:
+            event = checked(await self._client.room_get_event(room, event_id), f"get {event_id}").event
+        except MatrixFatal:
+            raise
+        except (MatrixError, OSError, TimeoutError) as exc:
+            log.warning("matrix: cannot read %s in %s to find its thread: %s", event_id, room, exc)
+            return None
+        source = getattr(event, "source", None)
+        content = source.get("content") if isinstance(source, dict) else None
+        relation = content.get("m.relates_to") if isinstance(content, dict) else None
+        if isinstance(relation, dict) and relation.get("rel_type") == "m.thread":
+            root = relation.get("event_id")
+            return root if isinstance(root, str) else None
+        return None
 
     async def _reply_for(self, handle: CommandHandler, item: InboxItem) -> Reply | None:
         text = item.text
@@ -325,14 +390,23 @@ class MatrixAdapter:
             if proposal is None:
                 return None  # a ✅ on something that is not one of our confirmations
             text = f"yes {proposal.token}"
+        elif item.kind == "answer":
+            proposal = await self._confirmations.get(text.split()[1])
+            if (
+                proposal is None
+                or proposal.state != "pending"
+                or proposal.conversation != f"{PLATFORM}:{item.room}"
+            ):
+                return None  # room talk that only looks like an answer
         room = self._client.rooms.get(item.room)
         user = User(f"{PLATFORM}:{item.sender}", room.user_name(item.sender) if room else None)
         command = Command(
             user=user,
             conversation=Conversation(PLATFORM, item.room, item.thread, item.direct),
             text=text,
-            message_id=item.event_id,
+            message_id=item.reply_to,  # a reaction's work threads under the message reacted to
             sent_at=item.sent_at,
+            prefix="" if item.direct else self._settings.prefix,
         )
         if not self._user_allowed(item.sender):
             await self._audit_refusal(command, "denied", "not in matrix.allowed_users")
@@ -358,7 +432,7 @@ class MatrixAdapter:
         )
 
     async def _answer_with(self, item: InboxItem, reply: Reply) -> None:
-        thread = item.thread or (item.event_id if reply.in_thread else None)
+        thread = item.thread or (item.reply_to if reply.in_thread else None)
         content = reply_content(reply, prefix=self._settings.prefix, reply_to=item.reply_to, thread=thread)
         event_id = await self._send_content(item.room, content, transaction_id("reply", item.event_id))
         await self._remember_confirms(reply, event_id)

@@ -7,6 +7,7 @@ exceptions (nio returns ``…Error`` objects instead of raising). Nothing here d
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -154,10 +155,14 @@ def _sent_at(event: dict[str, Any]) -> datetime:
     return from_epoch(ts / 1000)
 
 
+_ANSWER = re.compile(r"(?i)(yes|no)\s+([a-z0-9]{4,20})")
+
+
 def parse_event(event: dict[str, Any], room: str, *, me: str, prefix: str, direct: bool) -> InboxItem | None:
     """Keep what is addressed to the bot; drop our own events, notices, edits and anything else.
 
-    A command's ``text`` is the command without its prefix; a reaction's is the reacted-to event id.
+    A command's ``text`` is the command without its prefix; a reaction's is the reacted-to event id; an
+    "answer" is ``yes <token>``/``no <token>`` typed without the prefix in a room.
     Raises ``BadEvent`` for an event whose fields break the spec (ids, timestamp, relation targets).
     """
     if not isinstance(event, dict):
@@ -185,13 +190,20 @@ def parse_event(event: dict[str, Any], room: str, *, me: str, prefix: str, direc
     if relates.get("rel_type") == "m.replace":
         return None  # an edit of a command does not run it again
     body = content.get("body")
-    text = command_text(body, prefix, direct=direct) if isinstance(body, str) else None
-    if text is None:
+    if not isinstance(body, str):
         return None
     thread = None
     if relates.get("rel_type") == "m.thread":
         thread = _identifier(relates.get("event_id"), "$", "thread root")
-    return InboxItem(event_id, room, sender, "command", text, thread, event_id, direct, sent_at)
+    text = command_text(body, prefix, direct=direct)
+    if text is not None:
+        return InboxItem(event_id, room, sender, "command", text, thread, event_id, direct, sent_at)
+    answer = _ANSWER.fullmatch(body.strip())
+    if answer is None:
+        return None
+    # ``yes <token>`` without the prefix: an answer only if it names a pending proposal in this room
+    text = f"{answer.group(1).lower()} {answer.group(2).lower()}"
+    return InboxItem(event_id, room, sender, "answer", text, thread, event_id, direct, sent_at)
 
 
 def reply_content(

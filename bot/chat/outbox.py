@@ -1,10 +1,15 @@
 """Persistent notification delivery: write first, send, mark sent with the message id, retry.
 
-Rows are delivered in order per room (a room's next row waits for the one before it), retried with
-capped exponential backoff and jitter, and wait out the platform's ``retry_after``. A row whose send
-succeeded but whose "sent" mark was lost in a crash is sent again after restart: a duplicate is
-better than a loss. Later updates of the same notification are rows with ``edit_of`` = the first
-row's key, delivered as an in-place edit of the stored message id.
+Rows are delivered in order per room among deliverable messages: a room's next row waits for an
+earlier row not tried yet, and an ordinary row for one in its first two retries (a short hiccup keeps
+the order); an alert page never waits for a retrying row, and after two failures a row is moved aside
+so it holds nothing back (``OutboxRepo.due``). Edits wait for their own message; an edit whose message
+failed for good is posted as a new message. Failures are retried with capped exponential backoff and
+jitter (their own budget, then "failed" with the error, counted in ``esxbot_outbox_failed`` and listed
+by the ``outbox`` command) and wait out the platform's ``retry_after``. A row whose send succeeded but
+whose "sent" mark was lost in a crash is sent again after restart: a duplicate is better than a loss.
+Later updates of the same notification are rows with ``edit_of`` = the first row's key, delivered as
+an in-place edit of the stored message id.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from bot.chat.base import ChatAdapter, DeliveryError
 from bot.chat.render_json import reply_from_dict, reply_to_dict
@@ -29,6 +34,13 @@ MAX_BACKOFF = 300.0
 IDLE_POLL = 2.0  # rows queued by another instance are seen within this many seconds
 
 
+def retry_delay(attempts: int, retry_after: float | None) -> float:
+    """Seconds before the next try: the platform's ``retry_after``, else capped backoff with jitter."""
+    if retry_after is not None:
+        return retry_after
+    return min(MAX_BACKOFF, 2.0**attempts) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+
+
 def split_key(conversation: str) -> tuple[str, str]:
     platform, sep, room = conversation.partition(":")
     if not sep or not room:
@@ -37,11 +49,19 @@ def split_key(conversation: str) -> tuple[str, str]:
 
 
 class Outbox:
-    def __init__(self, repo: OutboxRepo, subscriptions: SubscriptionRepo, clock: Clock) -> None:
+    def __init__(
+        self,
+        repo: OutboxRepo,
+        subscriptions: SubscriptionRepo,
+        clock: Clock,
+        *,
+        on_failed: Callable[[str], None] | None = None,
+    ) -> None:
         self._repo = repo
         self._subs = subscriptions
         self._clock = clock
         self._wake: dict[str, asyncio.Event] = {}
+        self.on_failed = on_failed  # (platform) for the failed-for-good metric
 
     def _event(self, platform: str) -> asyncio.Event:
         return self._wake.setdefault(platform, asyncio.Event())
@@ -87,13 +107,18 @@ class Outbox:
         now = self._clock.now().timestamp()
         try:
             reply = reply_from_dict(json.loads(row.payload))
-            if row.edit_of:
-                target = await self._repo.message_id(row.edit_of)
-                if target is None:
-                    raise DeliveryError(f"the message {row.edit_of} to edit is not sent yet")
+            # an edit is due only once the rows before it in its chain are sent or failed for good
+            target = await self._repo.chain_message_id(row.edit_of) if row.edit_of else None
+            if target is not None:
                 await adapter.edit(row.room, target, reply)
                 message_id = target
             else:
+                if row.edit_of:
+                    log.warning(
+                        "outbox row %d: the message %s it edits was never sent; posting it as a new one",
+                        row.id,
+                        row.edit_of,
+                    )
                 message_id = await adapter.send(
                     row.room, reply, thread=row.thread, key=row.key or f"outbox-{row.id}"
                 )
@@ -102,6 +127,8 @@ class Outbox:
         except (ValueError, KeyError, TypeError) as exc:
             log.error("outbox row %d has an unreadable payload, dropping it: %s", row.id, exc)
             await self._repo.mark_failed(row.id, f"unreadable payload: {exc}")
+            if self.on_failed is not None:
+                self.on_failed(row.platform)
             return False
         except Exception as exc:
             log.exception("outbox row %d: unexpected error from %s", row.id, row.platform)
@@ -113,11 +140,19 @@ class Outbox:
         self, row: OutboxRow, error: str, retry_after: float | None, permanent: bool, now: float
     ) -> bool:
         if permanent or row.attempts + 1 >= MAX_ATTEMPTS:
-            log.error("outbox row %d to %s:%s failed for good: %s", row.id, row.platform, row.room, error)
+            log.error(
+                "outbox row %d to %s:%s failed for good after %d attempt(s): %s (see the `outbox` command)",
+                row.id,
+                row.platform,
+                row.room,
+                row.attempts + 1,
+                error,
+            )
             await self._repo.mark_failed(row.id, error)
+            if self.on_failed is not None:
+                self.on_failed(row.platform)
             return False
-        delay = retry_after if retry_after is not None else min(MAX_BACKOFF, 2.0**row.attempts)
-        delay *= 1.0 if retry_after is not None else random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+        delay = retry_delay(row.attempts, retry_after)
         log.warning(
             "outbox row %d to %s:%s: %s; retry in %.1fs", row.id, row.platform, row.room, error, delay
         )

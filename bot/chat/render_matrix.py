@@ -1,15 +1,16 @@
 """Render a ``Reply`` as Matrix message content: a plain ``body`` and ``org.matrix.custom.html``.
 
 Pure functions, no I/O. Every piece of text that came from a handler is HTML-escaped; the only
-markup in ``formatted_body`` is the markup written here. Every message carries ``m.mentions`` naming
-exactly the users the reply means to notify (``Reply.notify``; nobody, and never the room, otherwise),
-so text a user typed (``@room``, a name) cannot make the bot ping anyone. Matrix has no buttons: a
-``Confirm`` tells the user to react with ✅ or to type ``!esx yes <token>``, and ``Actions`` list the
-commands to type.
+markup in ``formatted_body`` is the markup written here, and back-ticked spans, which become
+``<code>``. Every message carries ``m.mentions`` naming exactly the users the reply means to notify
+(``Reply.notify``; nobody, and never the room, otherwise), so text a user typed (``@room``, a name)
+cannot make the bot ping anyone. Matrix has no buttons: a ``Confirm`` tells the user to react with ✅ or
+to type ``!esx yes <token>``, and ``Actions`` list the commands to type.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC
 from html import escape
@@ -73,8 +74,12 @@ def _block(block: Block, prefix: str) -> tuple[str, str]:
             assert_never(block)
 
 
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+
+
 def _html_text(text: str) -> str:
-    return escape(text).replace("\n", "<br/>")
+    """Escaped HTML; back-ticked spans become ``<code>`` (the plain body keeps the back-ticks)."""
+    return _INLINE_CODE.sub(r"<code>\1</code>", escape(text)).replace("\n", "<br/>")
 
 
 def _text(block: Text) -> tuple[str, str]:
@@ -95,7 +100,7 @@ def _fields(block: Fields) -> tuple[str, str]:
     plain, html = _title(block.title)
     plain += [f"{label}: {value}" for label, value in block.items]
     items = "".join(
-        f"<li><strong>{escape(label)}</strong>: {escape(value)}</li>" for label, value in block.items
+        f"<li><strong>{escape(label)}</strong>: {_html_text(value)}</li>" for label, value in block.items
     )
     return "\n".join(plain), f"{html}<ul>{items}</ul>"
 
@@ -114,13 +119,11 @@ def _table(block: Table) -> tuple[str, str]:
 
 def _confirm(block: Confirm, prefix: str) -> tuple[str, str]:
     expires = block.expires_at.astimezone(UTC).strftime("%H:%M UTC")
-    answer = f"{prefix} yes {block.token}"
+    answer, drop = f"{prefix} yes {block.token}", f"{prefix} no {block.token}"
     mark = "⚠️ " if block.danger else ""
-    plain = f"{mark}{block.prompt}\nReact {CONFIRM_REACTION} or type `{answer}` (expires {expires})."
-    html = (
-        f"<p>{escape(mark)}<strong>{_html_text(block.prompt)}</strong></p>"
-        f"<p>React {CONFIRM_REACTION} or type <code>{escape(answer)}</code> (expires {escape(expires)}).</p>"
-    )
+    how = f"React {CONFIRM_REACTION} or type `{answer}`; `{drop}` drops it (expires {expires})."
+    plain = f"{mark}{block.prompt}\n{how}"
+    html = f"<p>{escape(mark)}<strong>{_html_text(block.prompt)}</strong></p><p>{_html_text(how)}</p>"
     return plain, html
 
 

@@ -235,7 +235,9 @@ def _confirm(block: Confirm, command: str) -> Iterator[tuple[Json, bool]]:
         True,
     )
     expires = block.expires_at.astimezone(UTC).strftime("%H:%M UTC")
-    yield _context(f"Or type `{escape(command)} yes {escape(block.token)}` · expires {expires}"), True
+    form, token = escape(command), escape(block.token)
+    typed = f"`{form} yes {token}` (`{form} no {token}` drops it)"
+    yield _context(f"Or type {typed} · expires {expires}"), True
 
 
 def _button(button: Button, index: int) -> Json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import assert_never
 
 from bot.messages import Actions, Block, Code, Confirm, Fields, Reply, Style, Table, Text
@@ -33,8 +34,12 @@ def render_block(block: Block) -> list[str]:
             return ([title] if title else []) + _table(block)
         case Code(text=text):
             return ["    " + line for line in text.splitlines()] or [""]
-        case Confirm(prompt=prompt):
-            return [f"? {prompt}"]
+        case Confirm(prompt=prompt, token=token, expires_at=expires_at):
+            expires = expires_at.astimezone(UTC).strftime("%H:%M UTC")
+            return [
+                f"? {prompt}",
+                f"  Type `yes {token}` to go ahead, `no {token}` to drop it (expires {expires}).",
+            ]
         case Actions(buttons=buttons):
             return ["Actions: " + " · ".join(f"`{b.command}` ({b.label})" for b in buttons)]
         case _:

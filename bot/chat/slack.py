@@ -25,15 +25,17 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.chat.base import CommandHandler, DeliveryError, TransportHealth
+from bot.chat.outbox import retry_delay
 from bot.chat.render_slack import ACTION_PREFIX, escape, render, resolve_actions
 from bot.chat.slack_inbound import Incoming, Kind, from_action, from_event, from_slash
 from bot.clock import Clock, SystemClock
@@ -49,6 +51,10 @@ _PERMANENT = {
     "token_revoked", "missing_scope", "message_not_found", "cant_update_message", "restricted_action",
 }  # fmt: skip
 _OUR_BUTTONS = re.compile(rf"^{ACTION_PREFIX}")
+_TOKEN_DEAD = {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"}
+_NOT_THERE = {"not_in_channel", "channel_not_found", "is_archived"}  # response_url still reaches the person
+TOKEN_RECHECK = 60.0  # seconds between auth.test calls while the token is rejected
+DIRECT_ATTEMPTS = 5  # a direct reply is retried like an outbox row, within about half a minute
 
 
 class EventLedger(Protocol):
@@ -95,12 +101,15 @@ class SlackAdapter:
         self._http: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_seen: float | None = None
-        self._sessions = 0  # Socket Mode sessions that said hello; every one after the first is a reconnect
+        self._sessions = 0  # Socket Mode sessions seen; every one after the first is a reconnect
+        self._session: object | None = None  # the SDK's current socket session, to notice a new one
+        self.token_problem: str | None = None  # set while Slack rejects the bot token
         self.http_port = settings.http_port
 
     # ChatAdapter -------------------------------------------------------------------------------
     async def run(self, handle: CommandHandler) -> None:
         self._app = self._build_app(handle)
+        watch = asyncio.create_task(self._watch_token(), name="slack token check")
         try:
             if self._settings.mode == "http":
                 await self._serve_http(self._app)
@@ -108,6 +117,8 @@ class SlackAdapter:
                 await self._serve_socket(self._app)
             await asyncio.Event().wait()
         finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await self._shutdown()
 
     async def send(
@@ -120,7 +131,11 @@ class SlackAdapter:
         response = await self._call(
             self._client.chat_postMessage, channel=room, thread_ts=thread, **message.arguments()
         )
-        return str(response["ts"])
+        ts = response.get("ts")
+        if not isinstance(ts, str) or not ts:
+            # it may have been posted; a retry could post it twice, and a made-up id breaks later edits
+            raise DeliveryError("slack: chat.postMessage answered ok without a message ts", permanent=True)
+        return ts
 
     async def edit(self, room: str, message_id: str, reply: Reply) -> None:
         message = render(reply, command=self._settings.slash_command)
@@ -128,10 +143,15 @@ class SlackAdapter:
 
     def health(self) -> TransportHealth:
         age = None if self._last_seen is None else max(time.monotonic() - self._last_seen, 0.0)
+        if self.token_problem is not None:
+            problem = self.token_problem
+            detail = f"Slack rejects the bot token ({problem}): install the app again or set a new token"
+            return TransportHealth(PLATFORM, False, age, detail)
         if self._settings.mode == "http":
             return TransportHealth(PLATFORM, self._http is not None, age, "http mode", holds_connection=False)
         client = self._socket.client if self._socket is not None else None
         session = client.current_session if client is not None else None
+        self._count_session()
         connected = client is not None and not client.closed and session is not None and not session.closed
         if client is not None and client.last_ping_pong_time is not None:
             pong_age = max(time.time() - client.last_ping_pong_time, 0.0)
@@ -195,8 +215,8 @@ class SlackAdapter:
         if not isinstance(message, dict):
             return
         kind = message.get("type")
+        self._count_session()
         if kind == "hello":
-            self._sessions += 1
             log.info("slack socket mode connected (%s connection(s))", message.get("num_connections"))
         elif kind == "disconnect":
             reason = message.get("reason")
@@ -206,6 +226,34 @@ class SlackAdapter:
                 )
             else:
                 log.info("slack asked us to reconnect (%s)", reason)
+
+    def _count_session(self) -> None:
+        """A new SDK session object is a new connection, whether or not Slack said ``hello`` on it."""
+        client = self._socket.client if self._socket is not None else None
+        session = client.current_session if client is not None else None
+        if session is not None and session is not self._session:
+            self._session = session
+            self._sessions += 1
+            if self._sessions > 1:
+                log.info("slack socket mode reconnected (%d reconnect(s) so far)", self._sessions - 1)
+
+    async def _watch_token(self) -> None:
+        """``auth.test`` at start, then every ``TOKEN_RECHECK`` seconds while Slack rejects the token."""
+        await self._check_token()
+        while True:
+            await self._clock.sleep(TOKEN_RECHECK)
+            if self.token_problem is not None:
+                await self._check_token()
+
+    async def _check_token(self) -> None:
+        """``auth.test`` at start: a revoked or wrong token is reported at once, not on the first command."""
+        try:
+            who = await self._call(self._client.auth_test)
+        except DeliveryError as exc:
+            if self.token_problem is None:
+                log.warning("slack auth.test failed (%s); carrying on", exc)
+            return
+        log.info("slack: authenticated as %s in %s", who.get("user"), who.get("team"))
 
     async def _serve_http(self, app: AsyncApp) -> None:
         async def events(request: web.Request) -> web.Response:
@@ -249,16 +297,57 @@ class SlackAdapter:
                 text=incoming.text,
                 message_id=incoming.message_ts,
                 sent_at=incoming.sent_at,
+                prefix="" if incoming.kind is Kind.DM else self._settings.slash_command,
             )
             reply = await self._answer(command, handle)
             if incoming.kind is Kind.CLICK and reply.ok:
                 await self._close_buttons(incoming)
-            thread, preface = _thread(incoming, reply), self._preface(incoming)
-            await self._post(incoming.channel, reply, thread=thread, preface=preface)
-        except DeliveryError as exc:
-            log.error("slack reply to %s in %s failed: %s", incoming.key, incoming.channel, exc)
+            await self._reply(incoming, reply)
         except Exception:
             log.exception("slack command %s failed", incoming.key)
+
+    async def _reply(self, incoming: Incoming, reply: Reply) -> None:
+        """Post the answer with the outbox's retry policy; where the bot cannot post, use response_url."""
+        thread, preface = _thread(incoming, reply), self._preface(incoming)
+        for attempt in range(DIRECT_ATTEMPTS):
+            try:
+                await self._post(incoming.channel, reply, thread=thread, preface=preface)
+                return
+            except DeliveryError as exc:
+                error = exc
+                if exc.permanent or attempt + 1 == DIRECT_ATTEMPTS:
+                    break
+                delay = retry_delay(attempt, exc.retry_after)
+                log.warning("slack reply to %s: %s; retry in %.1f s", incoming.key, exc, delay)
+                await self._clock.sleep(delay)
+        if incoming.response_url is not None and str(error).removeprefix("slack: ") in _NOT_THERE:
+            await self._respond(incoming, reply, str(error).removeprefix("slack: "))
+            return
+        log.error("slack reply to %s in %s failed for good: %s", incoming.key, incoming.channel, error)
+
+    async def _respond(self, incoming: Incoming, reply: Reply, why: str) -> None:
+        """The answer through the command's ``response_url``: only the person sees it (ephemeral)."""
+        note = (
+            f"(Only you can see this: I cannot post in this channel ({why}). "
+            f"Invite me with `/invite @esxbot` so everyone sees my answers.)"
+        )
+        message = render(reply, command=self._settings.slash_command, preface=note)
+        try:
+            response = await AsyncWebhookClient(incoming.response_url or "").send(
+                text=message.text,
+                blocks=list(message.blocks),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+        except (aiohttp.ClientError, TimeoutError, SlackClientError) as exc:
+            log.error("slack reply to %s via response_url failed: %r", incoming.key, exc)
+            return
+        if response.status_code != 200:
+            log.error("slack reply to %s via response_url: HTTP %d", incoming.key, response.status_code)
+        else:
+            log.warning(
+                "slack: answered %s through response_url (%s in %s)", incoming.key, why, incoming.channel
+            )
 
     async def _answer(self, command: Command, handle: CommandHandler) -> Reply:
         if command.sent_at is not None:
@@ -296,17 +385,42 @@ class SlackAdapter:
         self, method: Callable[..., Awaitable[AsyncSlackResponse]], **kwargs: Any
     ) -> AsyncSlackResponse:
         try:
-            return await method(**kwargs)
+            response = await method(**kwargs)
         except SlackApiError as exc:
-            error = str(exc.response.get("error", "unknown_error"))
+            status = exc.response.status_code
+            body = exc.response.data if isinstance(exc.response.data, dict) else {}
+            error = str(body.get("error") or f"HTTP {status} without an error code")
             retry_after = None
-            if exc.response.status_code == 429:
-                retry_after = float(exc.response.headers.get("Retry-After", "1"))
+            if status == 429:
+                header = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+                retry_after = _seconds(header)
+            if error in _TOKEN_DEAD:
+                self._token_rejected(error)
             raise DeliveryError(
                 f"slack: {error}", retry_after=retry_after, permanent=error in _PERMANENT
             ) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, SlackClientError) as exc:
             raise DeliveryError(f"slack unreachable: {exc!r}") from exc
+        if self.token_problem is not None:
+            log.info("slack accepts the bot token again")
+            self.token_problem = None
+        return response
+
+    def _token_rejected(self, error: str) -> None:
+        if self.token_problem != error:
+            log.error(
+                "slack rejects the bot token (%s): every answer fails until the app is installed again "
+                "or slack.bot_token is replaced; /readyz reports not ready",
+                error,
+            )
+        self.token_problem = error
+
+
+def _seconds(header: str | None) -> float | None:
+    try:
+        return max(0.0, float(header)) if header else None
+    except ValueError:
+        return None
 
 
 def _thread(incoming: Incoming, reply: Reply) -> str | None:

@@ -46,6 +46,7 @@ class Incoming:
     block_id: str | None = None  # clicks: the actions block that was clicked
     message_text: str = ""  # clicks: the clicked message's fallback text
     message_blocks: tuple[Mapping[str, Any], ...] = ()  # clicks: the clicked message's blocks
+    response_url: str | None = None  # slash commands and clicks: answers here work without membership
 
 
 def plain_text(text: str, bot_user_id: str | None) -> str:
@@ -55,6 +56,10 @@ def plain_text(text: str, bot_user_id: str | None) -> str:
     text = _LINK.sub(lambda m: m.group(2) or m.group(1).removeprefix("mailto:").removeprefix("tel:"), text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return " ".join(text.split())
+
+
+def _url(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
 
 
 def _epoch(value: Any) -> datetime | None:
@@ -76,6 +81,7 @@ def from_slash(body: Mapping[str, Any]) -> Incoming | None:
         text=plain_text(str(body.get("text") or ""), None) or "help",
         direct=channel.startswith("D"),
         user_name=body.get("user_name") if isinstance(body.get("user_name"), str) else None,
+        response_url=_url(body.get("response_url")),
     )
 
 
@@ -117,7 +123,7 @@ def from_action(body: Mapping[str, Any]) -> Incoming | None:
     """A click on one of our buttons: the command its ``value`` carries, as the clicking user."""
     actions, user, trigger = body.get("actions"), body.get("user"), body.get("trigger_id")
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-    message = body.get("message") or {}
+    message = body.get("message") or {}  # absent when the clicked message was ephemeral
     if not (isinstance(actions, list) and actions and isinstance(user, Mapping) and isinstance(trigger, str)):
         return None
     action = actions[0]
@@ -142,4 +148,5 @@ def from_action(body: Mapping[str, Any]) -> Incoming | None:
         block_id=action.get("block_id") if isinstance(action.get("block_id"), str) else None,
         message_text=str(message.get("text") or ""),
         message_blocks=tuple(b for b in blocks if isinstance(b, Mapping)) if isinstance(blocks, list) else (),
+        response_url=_url(body.get("response_url")),
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 from bot.command.auth import Policy, Role
 from bot.command.context import Context
 from bot.command.grammar import BadArgument, closest, tokenize
+from bot.command.paging import paged
 from bot.command.services import Services
 from bot.command.spec import CommandError, CommandSpec, Handler, bind
 from bot.messages import Command, Confirm, Reply, Style, Text, User
@@ -48,6 +51,7 @@ class Dispatcher:
         self.services = services
         self.policy = policy
         self.on_outcome = on_outcome  # (command name, outcome) for metrics
+        self._outcome: ContextVar[str] = ContextVar(f"esxbot_outcome_{id(self)}", default="-")
 
     def role_of(self, user: User) -> Role:
         return self.policy.role_of(user.id)
@@ -67,14 +71,29 @@ class Dispatcher:
             return True
         return spec is not None and spec.mutating
 
-    async def handle(self, command: Command) -> Reply:
-        ref = new_ref()
+    async def handle(self, command: Command, *, ref: str | None = None) -> Reply:
+        """``ref`` (the log's correlation id, when the caller has one) names the command in the audit,
+        in "Internal error (ref …)" and in the one log line every command leaves."""
+        ref = ref or new_ref()
+        started = time.monotonic()
+        self._outcome.set("-")
         try:
             return await self._handle(command, ref)
         except Exception:
             log.exception("internal error (ref %s) on %r from %s", ref, command.text[:200], command.user.id)
             await self._audit(command, None, "error", "internal error", ref)
             return Reply.error(f"Internal error (ref {ref}). The details are in the bot's log.")
+        finally:
+            words = command.text.split(maxsplit=1)
+            log.info(
+                "command %s by %s in %s: %s (%.0f ms, ref %s)",
+                words[0][:40].lower() if words else "-",
+                command.user.id,
+                command.conversation.key,
+                self._outcome.get(),
+                (time.monotonic() - started) * 1000,
+                ref,
+            )
 
     async def _handle(self, command: Command, ref: str) -> Reply:
         try:
@@ -83,15 +102,16 @@ class Dispatcher:
             await self._audit(command, None, "bad-arguments", str(exc), ref)
             return Reply.error(f"Cannot read that command: {exc}")
         if not words:
-            return Reply.text("Say `help` to see what I can do.")
+            return Reply.text(f"Say `{command.form('help')}` to see what I can do.")
         role = self.role_of(command.user)
         spec = self.specs.get(words[0].lower())
         if spec is None:
             await self._audit(command, None, "unknown-command", words[0][:80], ref)
             names = [s.name for s in self.visible_specs(role)] or list(self.specs)
             guess = closest(words[0], names)
-            hint = f" Did you mean `{guess}`?" if guess else ""
-            return Reply.error(f"Unknown command `{words[0][:40]}`.{hint} Say `help` for the list.")
+            hint = f" Did you mean `{command.form(guess)}`?" if guess else ""
+            help_ = command.form("help")
+            return Reply.error(f"Unknown command `{words[0][:40]}`.{hint} Say `{help_}` for the list.")
         ctx = Context(command=command, role=role, services=self.services, gate=_Gate(self, command, role))
         return await self._run(spec, ctx, words[1:], ref)
 
@@ -111,10 +131,15 @@ class Dispatcher:
                 return await self._propose(spec, ctx, args, kwargs, ref)
             if ctx.approved is not None and spec.preview is not None:
                 await self._recheck(spec.preview, ctx, args, kwargs)
-            reply = await spec.handler(ctx, *args, **kwargs)
+            reply = await paged(
+                await spec.handler(ctx, *args, **kwargs),
+                self.services.store.kv,
+                command.conversation,
+                command.form,
+            )
         except BadArgument as exc:
             await self._audit(command, spec.name, "bad-arguments", str(exc), ref)
-            return Reply.error(f"{exc}\nUsage: `{spec.usage()}`" if "Usage" not in str(exc) else str(exc))
+            return Reply.error(f"{exc}\nUsage: `{command.form(spec.usage())}`")
         except CommandError as exc:
             await self._audit(command, spec.name, "failed", str(exc), ref)
             return Reply.error(str(exc))
@@ -145,7 +170,7 @@ class Dispatcher:
         preview = (
             await spec.preview(replace(ctx, preview=True), *args, **kwargs)
             if spec.preview
-            else Reply.text(f"About to run `{ctx.command.text}`.")
+            else Reply.text(f"About to run `{ctx.command.form(ctx.command.text)}`.")
         )
         if not preview.ok:
             await self._audit(ctx.command, spec.name, "failed", preview.summary[:200], ref)
@@ -166,13 +191,15 @@ class Dispatcher:
         )
         await self.services.store.confirmations.create(proposal)
         await self._audit(ctx.command, spec.name, "confirm-pending", f"token {token}", ref)
-        who = "another operator" if proposal.second_person else "you"
+        who = "Another operator must confirm" if proposal.second_person else "Confirm"
         minutes = max(1, settings.confirm_ttl // 60)
-        prompt = f"Confirm within {minutes} min: {who} can answer `yes {token}` (or `no {token}` to drop it)."
+        # the prompt names no command form: each renderer adds the ones its platform accepts
+        prompt = f"{who} within {minutes} min; the token works once."
         confirm = Confirm(token=token, prompt=prompt, expires_at=proposal.expires_at, danger=spec.mutating)
+        answer = ctx.command.form(f"yes {token}")
         return replace(
             preview,
-            summary=f"{preview.summary}\n{prompt}",
+            summary=f"{preview.summary}\n{prompt} Answer `{answer}`.",
             blocks=(*preview.blocks, confirm),
             data={**preview.data, "confirm": {"token": token, "expires_at": proposal.expires_at.isoformat()}},
         )
@@ -180,6 +207,7 @@ class Dispatcher:
     async def _audit(
         self, command: Command, name: str | None, outcome: str, detail: str | None, ref: str
     ) -> None:
+        self._outcome.set(outcome)
         if self.on_outcome is not None:
             self.on_outcome(name or "-", outcome)
         try:
@@ -265,10 +293,8 @@ class _Gate:
             raise CommandError(f"Only {proposal.user_id} or an operator can drop `{proposal.token}`.")
         now = self._d.services.clock.now()
         await self._d.services.store.confirmations.decide(proposal.token, "declined", by=user.id, at=now)
-        return Reply(
-            summary=f"Dropped `{proposal.text}`.",
-            blocks=(Text(f"Dropped `{proposal.text}`.", Style.WARNING),),
-        )
+        text = f"Dropped `{self._command.form(proposal.text)}`."
+        return Reply(summary=text, blocks=(Text(text, Style.WARNING),))
 
 
 def plan_changes(shown: Mapping[str, Any], now: Mapping[str, Any], path: str = "") -> list[str]:

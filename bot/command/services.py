@@ -20,6 +20,7 @@ from bot.store.audit import AuditRepo
 from bot.store.confirmations import ConfirmationRepo
 from bot.store.inbound import InboundRepo
 from bot.store.kv import KeyValueRepo
+from bot.store.outbox_records import OutboxRepo
 from bot.store.sql.base import Database
 from bot.store.subscriptions import SubscriptionRepo
 
@@ -86,6 +87,7 @@ class Store:
     subscriptions: SubscriptionRepo
     inbound: InboundRepo
     kv: KeyValueRepo
+    outbox: OutboxRepo
 
     @classmethod
     def over(cls, db: Database) -> Store:
@@ -96,6 +98,7 @@ class Store:
             subscriptions=SubscriptionRepo(db),
             inbound=InboundRepo(db),
             kv=KeyValueRepo(db),
+            outbox=OutboxRepo(db),
         )
 
 

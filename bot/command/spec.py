@@ -206,7 +206,7 @@ async def bind(spec: CommandSpec, ctx: Context, words: Sequence[str]) -> tuple[l
             if queue:
                 args.append(await param.convert(ctx, queue.pop(0)))
             elif param.required:
-                raise BadArgument(f"missing. Usage: `{spec.usage()}`", param=param.name)
+                raise BadArgument("missing.", param=param.name)
             else:
                 args.append(param.default)
         elif param.kind == ParamKind.REST:
@@ -217,11 +217,11 @@ async def bind(spec: CommandSpec, ctx: Context, words: Sequence[str]) -> tuple[l
         elif param.name in raw_keywords:
             kwargs[param.name] = await param.convert(ctx, raw_keywords[param.name])
         elif param.required:
-            raise BadArgument(f"missing. Usage: `{spec.usage()}`", param=param.name)
+            raise BadArgument("missing.", param=param.name)
         else:
             kwargs[param.name] = param.default
     if queue:
-        raise BadArgument(f"unexpected words: {' '.join(queue)}. Usage: `{spec.usage()}`")
+        raise BadArgument(f"unexpected words: {' '.join(queue)}.")
     return args, kwargs
 
 

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from bot.builds import BuildCatalog, KnownBuild, version_tuple
 from bot.inventory.merged import Inventory
-from bot.messages import Block, Reply, Style, Table, Text
+from bot.messages import Actions, Block, Button, Reply, Style, Table, Text, shorten
 from bot.model import Fix, Host, Release, Verdict
 from bot.releases.match_rules import MatchRuleSet
 from bot.releases.matching import Outcome, ReleaseMatches, match_release
@@ -247,7 +247,7 @@ class ReleaseService:
             return tuple(blocks)
         listed = pending.items if expand else pending.affected
         rows = tuple(
-            (f"PR {fix.pr}", outcome.verdict.value, release.name, fix.title[:90])
+            (f"PR {fix.pr}", outcome.verdict.value, release.name, shorten(fix.title, 90))
             for release, fix, outcome in sorted(listed, key=lambda item: item[2].verdict != Verdict.AFFECTED)
         )
         if pending.target is not None:
@@ -258,7 +258,9 @@ class ReleaseService:
             title = f"Fixes that affect {host.name} in newer releases: {len(pending.affected)}. {advice}"
             if expand:
                 title = f"Fixes that matter to {host.name} in newer releases: {len(rows)}. {advice}"
-            blocks.append(Table(("PR", "verdict", "release", "title"), rows[:20], title=title))
+            blocks.append(
+                Table(("PR", "verdict", "release", "title"), rows, title=title)
+            )  # long answers are paged
         possibly = pending.possibly
         if possibly and not expand:
             short = host.name.split(".")[0]
@@ -287,7 +289,9 @@ class ReleaseService:
             affected = fm.hosts(Verdict.AFFECTED)
             per_host.update(affected)
             if affected:
-                lines.append((f"PR {fm.fix.pr}", f"affects {hosts_phrase(affected)}", fm.fix.title[:100]))
+                lines.append(
+                    (f"PR {fm.fix.pr}", f"affects {hosts_phrase(affected)}", shorten(fm.fix.title, 100))
+                )
             for position in fm.explainer.positions(fm.bits[1]):
                 possibly_hosts.add(fm.explainer.names[position])
                 possibly_fixes.append(fm.outcome(position))
@@ -303,7 +307,10 @@ class ReleaseService:
         if lines:
             blocks.append(Table(("PR", "hosts", "title"), tuple(lines[:FIXES_LISTED])))
         if len(lines) > FIXES_LISTED:
-            blocks.append(Text(f"… and {len(lines) - FIXES_LISTED} more: `affected {release.name}`"))
+            blocks.append(Text(f"… and {len(lines) - FIXES_LISTED} more."))
+            blocks.append(
+                Actions((Button("Show every fix", f"fixes {release.name}"),))
+            )  # each platform's form
         if possibly_hosts:
             blocks.append(
                 Text(

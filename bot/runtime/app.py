@@ -40,7 +40,7 @@ from bot.chat.base import ChatAdapter
 from bot.chat.outbox import Outbox
 from bot.clock import Clock, SystemClock
 from bot.command.auth import Policy
-from bot.command.dispatcher import Dispatcher
+from bot.command.dispatcher import Dispatcher, new_ref
 from bot.command.services import Services, Store
 from bot.command.spec import CommandSpec, registry
 from bot.config import ConfigError, Settings
@@ -193,6 +193,7 @@ class App:
             app.correlation = correlation
         app.dispatcher.on_outcome = app.metrics.command
         app.record_metrics()
+        app.outbox.on_failed = app.metrics.outbox_failed
         return app
 
     def record_metrics(self) -> None:
@@ -212,8 +213,9 @@ class App:
 
     async def handle(self, command: Command) -> Reply:
         """The dispatcher, with one correlation id on every log line of the command."""
-        with self.correlation.scope("cmd"):
-            return await self.dispatcher.handle(command)
+        ref = new_ref()
+        with self.correlation.scope("cmd", ref):  # the log's id is the ref people see in the reply
+            return await self.dispatcher.handle(command, ref=ref)
 
     @classmethod
     def _assemble(
@@ -512,24 +514,28 @@ class App:
             raise RuntimeError("no chat adapter configured")
         leadership = await open_leadership(self.database_url, self.db, name=self.settings.leader_name)
         self.single_instance = isinstance(leadership, SingleInstance)
-        await self.prepare()
-        async with asyncio.TaskGroup() as group:
-            others = [
-                group.create_task(leadership.run(), name="leadership"),
-                group.create_task(run_while_leader(leadership, self.background()), name="leader-loops"),
-            ]
-            if self.services.jobs is not None:  # every instance runs the jobs it was given
-                others.append(group.create_task(self.services.jobs.heartbeat(), name="job-heartbeat"))
-            if self.settings.web_port:
-                others.append(group.create_task(serve(self.health(leadership)), name="web"))
-            everywhere = [
-                group.create_task(a.run(self.handle), name=f"chat-{n}")
-                for n, a in chats.items()
-                if n != "matrix"
-            ]
-            await asyncio.wait(everywhere or others, return_when=asyncio.FIRST_COMPLETED)
-            for task in [*everywhere, *others]:
-                task.cancel()
+        try:
+            await self.prepare()
+            async with asyncio.TaskGroup() as group:
+                others = [
+                    group.create_task(leadership.run(), name="leadership"),
+                    group.create_task(run_while_leader(leadership, self.background()), name="leader-loops"),
+                ]
+                if self.services.jobs is not None:  # every instance runs the jobs it was given
+                    others.append(group.create_task(self.services.jobs.heartbeat(), name="job-heartbeat"))
+                if self.settings.web_port:
+                    others.append(group.create_task(serve(self.health(leadership)), name="web"))
+                everywhere = [
+                    group.create_task(a.run(self.handle), name=f"chat-{n}")
+                    for n, a in chats.items()
+                    if n != "matrix"
+                ]
+                await asyncio.wait(everywhere or others, return_when=asyncio.FIRST_COMPLETED)
+                for task in [*everywhere, *others]:
+                    task.cancel()
+        finally:
+            if isinstance(leadership, SingleInstance):
+                leadership.release()  # also when cancelled before its task started
 
     async def close(self) -> None:
         if self.services.jobs is not None:

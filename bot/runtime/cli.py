@@ -105,7 +105,21 @@ async def _run(settings: Settings, correlation: Correlation) -> int:
         loop.add_signal_handler(signal.SIGTERM, main.cancel)
     try:
         if settings.demo_mode:
-            log.info("demo mode: no chat platform or vCenter configured; bundled demo inventory")
+            chats = [
+                name
+                for name, on in (("slack", settings.slack.enabled), ("matrix", settings.matrix.enabled))
+                if on
+            ]
+            why = (
+                "demo: true in the settings"
+                if settings.demo
+                else "no chat platform, vCenter or inventory configured"
+            )
+            log.info(
+                "demo mode (%s): bundled demo inventory and release data; chat: %s",
+                why,
+                ", ".join(chats) or "console",
+            )
         for adapter in chat_adapters(app):
             app.add_adapter(adapter)
         # Start-up objects (modules, pyVmomi's type tables, settings, the app) live as long as the

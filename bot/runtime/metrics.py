@@ -32,6 +32,12 @@ class Metrics:
             "Age of the oldest undelivered notification",
             registry=r,
         )
+        self._outbox_failed = Counter(
+            "esxbot_outbox_failed",
+            "Notifications that failed for good (listed by the `outbox` command)",
+            ["platform"],
+            registry=r,
+        )
         self._alerts = Gauge("esxbot_alerts", "Alerts by state", ["state"], registry=r)
         self._alert_states: set[str] = set()
         self._polls = Counter(
@@ -78,6 +84,9 @@ class Metrics:
 
     def command(self, name: str, outcome: str) -> None:
         self._commands.labels(command=name or "-", outcome=outcome).inc()
+
+    def outbox_failed(self, platform: str) -> None:
+        self._outbox_failed.labels(platform=platform).inc()
 
     def source_poll(self, source: str, result: str) -> None:
         """``result``: ``ok``, ``not-modified``, ``error``."""

@@ -66,11 +66,13 @@ class People:
         value: str | None = None,
         action_id: str | None = None,
         user: str = "U0ANN0001",
+        ephemeral: bool = False,
     ) -> dict[str, Any]:
+        """``ephemeral``: a click on a message only the user saw; Slack then sends no ``message``."""
         for block in message.blocks or []:
             for element in block.get("elements", []) if block.get("type") == "actions" else []:
                 if element.get("value") == value or (action_id and element.get("action_id") == action_id):
-                    return payloads.block_actions(
+                    body = payloads.block_actions(
                         user=user,
                         user_name=self.workspace.users[user],
                         channel=message.channel,
@@ -82,6 +84,10 @@ class People:
                         response_url=f"http://127.0.0.1:{self.port()}/respond/{uuid.uuid4().hex}",
                         action_ts=self.workspace.next_ts(),
                     )
+                    if ephemeral:
+                        body.pop("message", None)
+                        body["container"] = {**body.get("container", {}), "is_ephemeral": True}
+                    return body
         raise LookupError(f"no button {value or action_id!r} on message {message.ts}")
 
     def _channel(self, channel: str) -> Channel:

@@ -28,7 +28,16 @@ from aiohttp import web
 
 from tests.slack_fake import payloads
 from tests.slack_fake.people import People
-from tests.slack_fake.web_api import ApiCall, Channel, Message, RateLimit, Workspace, answer, read_args
+from tests.slack_fake.web_api import (
+    ApiCall,
+    Channel,
+    Fault,
+    Message,
+    RateLimit,
+    Workspace,
+    answer,
+    read_args,
+)
 
 ACK_TIMEOUT = 3.0
 BOT_TOKEN = "xoxb-fake-bot-token"
@@ -94,6 +103,7 @@ class SlackFake:
         self.timeouts: list[str] = []  # envelope ids whose ack did not arrive in time
         self.responses: list[dict[str, Any]] = []  # bodies POSTed to response_url
         self.connections_opened = 0
+        self.say_hello = True
         self._sockets: dict[int, web.WebSocketResponse] = {}
         self._tickets: set[str] = set()
         self._pending: dict[str, _Pending] = {}
@@ -174,6 +184,26 @@ class SlackFake:
     def rate_limit(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and ``Retry-After``."""
         self.workspace.rate_limits[method] = RateLimit(retry_after=retry_after, remaining=times)
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 200,
+        body: dict[str, Any] | str | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` badly, as real Slack sometimes does:
+        ``status=500, body="<html>…"`` (a 5xx page), ``body={"ok": False}`` (no ``error``),
+        ``body={"ok": False, "error": "internal_error"}``, ``status=429`` without ``Retry-After``,
+        ``body={"ok": True}`` (success without a ``ts``)."""
+        answer = Fault(status, body if body is not None else {"ok": False}, headers or {}, times)
+        self.workspace.faults.setdefault(method, []).append(answer)
+
+    def revoke(self, error: str = "token_revoked") -> None:
+        """Every later call with the bot token answers ``error`` (an uninstalled app, a rotated token)."""
+        self.workspace.revoked = error
 
     async def disconnect(self, reason: str = "refresh_requested", *, close_after: float = 0.2) -> None:
         """Send a ``disconnect`` frame on every open socket, then close them as Slack does."""
@@ -289,20 +319,18 @@ class SlackFake:
         self.connections_opened += 1
         connection = self.connections_opened
         self._sockets[connection] = ws
-        await ws.send_str(
-            json.dumps(
-                {
-                    "type": "hello",
-                    "num_connections": len(self._sockets),
-                    "debug_info": {
-                        "host": "applink-fake",
-                        "build_number": 1,
-                        "approximate_connection_time": 18060,
-                    },
-                    "connection_info": {"app_id": payloads.APP_ID},
-                }
-            )
-        )
+        if self.say_hello:  # real Slack has been seen to skip it after a reconnect
+            hello = {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {
+                    "host": "applink-fake",
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": payloads.APP_ID},
+            }
+            await ws.send_str(json.dumps(hello))
         backlog, self._backlog = self._backlog, []
         for envelope in backlog:
             await self._deliver(envelope)
@@ -334,8 +362,11 @@ class SlackFake:
         method = request.match_info["method"]
         args, token = await read_args(request)
         status, body, headers = answer(self.workspace, method, args, token, self._issue_socket_url)
-        self.workspace.calls.append(ApiCall(method, token, args, status, body, time.monotonic()))
+        recorded = body if isinstance(body, dict) else {"raw": body}
+        self.workspace.calls.append(ApiCall(method, token, args, status, recorded, time.monotonic()))
         await self._notify()
+        if isinstance(body, str):
+            return web.Response(status=status, text=body, content_type="text/html", headers=headers)
         return web.json_response(body, status=status, headers=headers)
 
     def _issue_socket_url(self) -> str:

@@ -79,6 +79,16 @@ class RateLimit:
 
 
 @dataclass(slots=True)
+class Fault:
+    """One canned bad answer: HTTP status, body (JSON, or raw text when a ``str``) and headers."""
+
+    status: int
+    body: dict[str, Any] | str
+    headers: dict[str, str] = field(default_factory=dict)
+    remaining: int = 1
+
+
+@dataclass(slots=True)
 class Workspace:
     """The state the Web API reads and writes."""
 
@@ -90,6 +100,8 @@ class Workspace:
     ephemerals: list[dict[str, Any]] = field(default_factory=list)
     calls: list[ApiCall] = field(default_factory=list)
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
+    revoked: str | None = None  # "token_revoked", "invalid_auth", "account_inactive": every bot call fails
     _last_ts: float = 0.0
 
     def next_ts(self) -> str:
@@ -290,8 +302,17 @@ async def read_args(request: web.Request) -> tuple[dict[str, Any], str | None]:
 
 def answer(
     ws: Workspace, method: str, args: dict[str, Any], token: str | None, issue_socket_url: Callable[[], str]
-) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """HTTP status, JSON body and headers for one Web API call."""
+) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
+    """HTTP status, body (JSON, or raw text for a canned 5xx page) and headers for one Web API call."""
+    queued = ws.faults.get(method)
+    if queued:
+        fault = queued[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            queued.pop(0)
+        return fault.status, fault.body, dict(fault.headers)
+    if ws.revoked is not None and method != "apps.connections.open" and token == ws.bot_token:
+        return 200, _error(ws.revoked), {}
     limit = ws.rate_limits.get(method)
     if limit is not None and limit.remaining > 0:
         limit.remaining -= 1
