@@ -119,12 +119,14 @@ async def test_bootbank_loss_pages_escalates_acks_and_resolves_in_a_matrix_room(
                 acked.append(event)
             assert any(_edit_of(e) == page["event_id"] for e in acked)
             assert any(_thread_of(e) == page["event_id"] and "acknowledged by ann" in _body(e) for e in acked)
-            # an acknowledged alert stays quiet: its next step is the 2 h ack timeout, not the 3 s
-            # repeat, and nothing is left in the outbox to deliver
+            # an acknowledged alert stays quiet: its group's next step is the 2 h ack timeout, not the
+            # 3 s repeat, and nothing is left in the outbox to deliver
             acked_rec = await stack.engine.alerts.get(rec.id)
             assert acked_rec is not None and acked_rec.state is AlertState.ACKNOWLEDGED
-            assert acked_rec.next_step_at is not None
-            assert acked_rec.next_step_at - SystemClock().now().timestamp() > 3600
+            assert acked_rec.group_id is not None
+            group = await stack.engine.groups.get(acked_rec.group_id)
+            assert group is not None and group.next_step_at is not None
+            assert group.next_step_at - SystemClock().now().timestamp() > 3600
             db = stack.db
 
             async def delivered() -> bool:

@@ -4,6 +4,7 @@ shutdown, host locks, restart → interrupted, cancel, and refused/audited confi
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from pathlib import Path
 
@@ -191,7 +192,8 @@ async def test_job_steps_log_under_the_confirming_commands_correlation_id(
     lab = vcsim_factory()
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    # a copy at emit time: a root handler left by another test stamps the same record afterwards
+    handler.emit = lambda record: records.append(copy.copy(record))  # type: ignore[method-assign]
     async with lab_bot(lab, tmp_path) as bot:
         handler.addFilter(CorrelationFilter(bot.app.correlation))
         logger = logging.getLogger("bot")

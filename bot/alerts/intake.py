@@ -93,20 +93,22 @@ class EngineConfig:
                 section["pending_for"] = section.pop("for")
             elif "group_wait" in section:
                 given = "group_wait"
-                log.warning(
-                    "alerts.group_wait is read as alerts.for (the time a condition must hold before it "
-                    "fires), its meaning before alert groups; rename it to 'for' (and set group_wait "
-                    "for the grouping wait)"
-                )
                 section["pending_for"] = section.pop("group_wait")
             if isinstance(section.get("group_by"), str):
                 section["group_by"] = [section["group_by"]]
         try:
-            return parse(cls, section, "alerts")
+            config = parse(cls, section, "alerts")
         except ConfigError as exc:
             if exc.path == "alerts.pending_for":
                 raise ConfigError(f"alerts.{given}", exc.problem, exc.file) from None
             raise
+        if given == "group_wait":
+            log.warning(
+                "alerts.group_wait is read as alerts.for (the time a condition must hold before it "
+                "fires), its meaning before alert groups; rename it to 'for' (and set group_wait "
+                "for the grouping wait)"
+            )
+        return config
 
     def __post_init__(self) -> None:
         if not self.group_by:
