@@ -19,7 +19,7 @@ import json
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.advisories.list_api import ListRow, parse_list, request_body
@@ -327,37 +327,18 @@ class AdvisoryPoller:
     async def _succeeded(self, source: SourceConfig, state: SourceState, result: FetchResult | None) -> None:
         now = self._clock.now()
         delay = self._backoff.delay(source.interval, 0, self._rng)
-        await self._states.save_state(
-            replace(
-                state,
-                last_success=now,
-                last_error=None,
-                failures=0,
-                next_poll=now + timedelta(seconds=delay),
-                etag=(result.etag if result else None) or state.etag,
-                last_modified=(result.last_modified if result else None) or state.last_modified,
-                primed=True,
-            )
-        )
+        etag, modified = (result.etag, result.last_modified) if result else (None, None)
+        await self._states.save_state(state.succeeded(now, now + timedelta(seconds=delay), etag, modified))
 
     async def _failed(self, source: SourceConfig, state: SourceState, error: str) -> AdvisoryReport:
         now = self._clock.now()
-        failures = state.failures + 1
-        delay = self._backoff.delay(source.interval, failures, self._rng)
+        delay = self._backoff.delay(source.interval, state.failures + 1, self._rng)
         log.warning(
             "advisory source %s failed (%d in a row, next try in %.0fs): %s",
             source.name,
-            failures,
+            state.failures + 1,
             delay,
             error,
         )
-        await self._states.save_state(
-            replace(
-                state,
-                last_error=error,
-                last_error_at=now,
-                failures=failures,
-                next_poll=now + timedelta(seconds=delay),
-            )
-        )
+        await self._states.save_state(state.failed(now, now + timedelta(seconds=delay), error))
         return AdvisoryReport(source.name, error=error)

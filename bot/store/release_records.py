@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -25,6 +25,27 @@ class SourceState:
     etag: str | None = None
     last_modified: str | None = None
     primed: bool = False
+
+    def succeeded(
+        self, now: datetime, next_poll: datetime, etag: str | None, last_modified: str | None
+    ) -> SourceState:
+        """After a good poll: errors cleared, primed, the answer's validators kept (old ones if none)."""
+        return replace(
+            self,
+            last_success=now,
+            last_error=None,
+            failures=0,
+            next_poll=next_poll,
+            etag=etag or self.etag,
+            last_modified=last_modified or self.last_modified,
+            primed=True,
+        )
+
+    def failed(self, now: datetime, next_poll: datetime, error: str) -> SourceState:
+        """After a failed poll: one more failure in a row, the error and when to try again."""
+        return replace(
+            self, last_error=error, last_error_at=now, failures=self.failures + 1, next_poll=next_poll
+        )
 
 
 def _when(value: Any) -> datetime | None:

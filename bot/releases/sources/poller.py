@@ -19,7 +19,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Protocol
 
@@ -356,33 +356,18 @@ class SourcePoller:
     async def _succeeded(self, source: SourceConfig, state: SourceState, result: FetchResult) -> None:
         now = self._clock.now()
         delay = self._backoff.delay(source.interval, 0, self._rng)
-        await self._repo.save_state(
-            replace(
-                state,
-                last_success=now,
-                last_error=None,
-                failures=0,
-                next_poll=now + timedelta(seconds=delay),
-                etag=result.etag or state.etag,
-                last_modified=result.last_modified or state.last_modified,
-                primed=True,
-            )
-        )
+        next_poll = now + timedelta(seconds=delay)
+        await self._repo.save_state(state.succeeded(now, next_poll, result.etag, result.last_modified))
 
     async def _failed(self, source: SourceConfig, state: SourceState, error: str) -> PollReport:
-        now: datetime = self._clock.now()
-        failures = state.failures + 1
-        delay = self._backoff.delay(source.interval, failures, self._rng)
+        now = self._clock.now()
+        delay = self._backoff.delay(source.interval, state.failures + 1, self._rng)
         log.warning(
-            "source %s failed (%d in a row, next try in %.0fs): %s", source.name, failures, delay, error
+            "source %s failed (%d in a row, next try in %.0fs): %s",
+            source.name,
+            state.failures + 1,
+            delay,
+            error,
         )
-        await self._repo.save_state(
-            replace(
-                state,
-                last_error=error,
-                last_error_at=now,
-                failures=failures,
-                next_poll=now + timedelta(seconds=delay),
-            )
-        )
+        await self._repo.save_state(state.failed(now, now + timedelta(seconds=delay), error))
         return PollReport(source.name, error=error)
