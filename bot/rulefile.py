@@ -1,11 +1,15 @@
-"""The shape both user-extensible rule files share: a YAML list, or a mapping with ``rules:``."""
+"""What user-extensible rule files (log patterns, match rules, inhibition rules) share: the document
+shape (a YAML list, or a mapping with ``rules:``) and reading the users' files in order."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
+
+R = TypeVar("R")
 
 
 def rule_entries(text: str, source: str, error: type[Exception]) -> list[Any]:
@@ -18,3 +22,15 @@ def rule_entries(text: str, source: str, error: type[Exception]) -> list[Any]:
     if not isinstance(entries, list):
         raise error(f"{source}: expected a list of rules (or a mapping with 'rules')")
     return entries
+
+
+def user_rules(
+    paths: Iterable[str | Path], parse: Callable[[str, str], list[R]], error: type[Exception]
+) -> Iterator[R]:
+    """The rules of each user file, file by file; a file that cannot be read is ``error`` naming it."""
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise error(f"{path}: cannot read: {exc}") from None
+        yield from parse(text, str(path))

@@ -361,3 +361,20 @@ def test_real_lines_with_a_san_booted_inventory_keep_only_text_level_loss() -> N
         "boot-filesystem-connectivity-lost",
     }
     assert all(s.host == "esx-san" for s in result.signals if s.time is not None)
+
+
+def test_every_rule_loader_names_an_unreadable_user_file(tmp_path: Path) -> None:
+    from bot.alerts.inhibition import InhibitRuleError, load_inhibit_rules
+    from bot.releases.match_rules import MatchRuleError, MatchRuleSet
+
+    bad = tmp_path / "rules.yaml"
+    bad.write_bytes(b"\xff\xfe not text")
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(LogRuleError, match=r"rules\.yaml: cannot read"):
+        load_rules([bad])
+    with pytest.raises(InhibitRuleError, match=r"missing\.yaml: cannot read"):
+        load_inhibit_rules([missing])
+    with pytest.raises(
+        MatchRuleError, match=r"rules\.yaml: cannot read"
+    ):  # was an uncaught UnicodeDecodeError
+        MatchRuleSet.load([bad])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.alerts.labels import Labels, Matcher, MatcherError, check_label, matchers_from_mapping, matches_all
-from bot.rulefile import rule_entries
+from bot.rulefile import rule_entries, user_rules
 
 _BUNDLED = "inhibit_rules.yaml"
 _FIELDS = frozenset({"id", "description", "source", "target", "equal"})
@@ -81,14 +81,9 @@ def load_inhibit_rules(extra_files: Iterable[Path] = ()) -> InhibitRuleSet:
     """The bundled rules, then each user file in order (a rule with an existing id replaces it)."""
     text = resources.files("bot").joinpath("data", _BUNDLED).read_text(encoding="utf-8")
     by_id = {rule.id: rule for rule in parse_inhibit_rules(text, f"bundled {_BUNDLED}")}
-    for path in extra_files:
-        try:
-            user = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InhibitRuleError(f"{path}: cannot read: {exc}") from None
-        for rule in parse_inhibit_rules(user, str(path)):
-            by_id.pop(rule.id, None)
-            by_id[rule.id] = rule
+    for rule in user_rules(extra_files, parse_inhibit_rules, InhibitRuleError):
+        by_id.pop(rule.id, None)
+        by_id[rule.id] = rule
     return InhibitRuleSet(tuple(by_id.values()))
 
 

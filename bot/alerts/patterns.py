@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.model import BootKind, Host, Severity
-from bot.rulefile import rule_entries
+from bot.rulefile import rule_entries, user_rules
 
 
 class SignalKind(StrEnum):
@@ -116,14 +116,9 @@ def builtin_rules() -> list[LogRule]:
 def load_rules(extra_files: Iterable[Path] = ()) -> LogRuleSet:
     """The built-in rules plus the users' files; a later rule with an existing id replaces it."""
     by_id: dict[str, LogRule] = {r.id: r for r in builtin_rules()}
-    for path in extra_files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise LogRuleError(f"{path}: cannot read: {exc}") from None
-        for rule in parse_rules(text, str(path)):
-            by_id.pop(rule.id, None)
-            by_id[rule.id] = rule
+    for rule in user_rules(extra_files, parse_rules, LogRuleError):
+        by_id.pop(rule.id, None)
+        by_id[rule.id] = rule
     return LogRuleSet(tuple(by_id.values()))
 
 

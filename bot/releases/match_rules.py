@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.model import FEATURES
-from bot.rulefile import rule_entries
+from bot.rulefile import rule_entries, user_rules
 
 ABSENT_CHOICES = ("false-if-known", "false", "unknown")
 
@@ -68,13 +68,8 @@ class MatchRuleSet:
     def load(cls, extra_files: Iterable[str | Path] = ()) -> MatchRuleSet:
         """Bundled rules, then each user file in order (same id replaces)."""
         by_id = {rule.id: rule for rule in cls.bundled().rules}
-        for path in extra_files:
-            try:
-                text = Path(path).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise MatchRuleError(f"{path}: cannot read rule file: {exc}") from exc
-            for rule in parse_rules(text, str(path)):
-                by_id[rule.id] = rule
+        for rule in user_rules(extra_files, parse_rules, MatchRuleError):
+            by_id[rule.id] = rule
         return cls(tuple(by_id.values()))
 
 
