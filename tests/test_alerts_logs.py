@@ -374,7 +374,6 @@ def test_every_rule_loader_names_an_unreadable_user_file(tmp_path: Path) -> None
         load_rules([bad])
     with pytest.raises(InhibitRuleError, match=r"missing\.yaml: cannot read"):
         load_inhibit_rules([missing])
-    with pytest.raises(
-        MatchRuleError, match=r"rules\.yaml: cannot read"
-    ):  # was an uncaught UnicodeDecodeError
+    # a non-UTF-8 match-rule file used to escape as a UnicodeDecodeError
+    with pytest.raises(MatchRuleError, match=r"rules\.yaml: cannot read"):
         MatchRuleSet.load([bad])
